@@ -1,0 +1,170 @@
+//! The aggregate abstraction.
+//!
+//! All business rules live in [`Aggregate::decide`]; [`Aggregate::apply`] only folds an
+//! already-accepted event into the state and never refuses one (an event is a fact).
+
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use crate::codec::{self, CodecError};
+
+/// A domain rule refused a command. Maps to HTTP 422 `rejected`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    /// Stable, machine-readable rule name, e.g. `wip_limit_reached`.
+    pub rule: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(rule: &'static str, message: impl Into<String>) -> Self {
+        Self { rule, message: message.into() }
+    }
+}
+
+/// Why a command could not be decided.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    /// The command's shape is wrong: unknown type, missing field, wrong type. HTTP 400 `bad_request`.
+    #[error("{0}")]
+    BadCommand(String),
+    /// A domain rule refused it. HTTP 422 `rejected`.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+}
+
+/// An event type of one aggregate: one enum per aggregate, adjacently tagged
+/// (`{"type": "CardAdded", "data": {...}}`) so that `data` holds exactly the event's fields.
+pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug + PartialEq {
+    /// The event's type name, e.g. `CardAdded`.
+    fn event_type(&self) -> &'static str;
+
+    /// The current schema version of this event's type. Bump it when the payload shape
+    /// changes, and teach [`DomainEvent::upcast`] to lift the older shape.
+    fn schema_version(&self) -> u32 {
+        1
+    }
+
+    /// Lifts a stored payload of `(event_type, schema_version)` to the current schema,
+    /// returning the new schema version. Runs before decoding. The default is identity.
+    fn upcast(event_type: &str, schema_version: u32, data: Value) -> Result<(u32, Value), CodecError> {
+        let _ = event_type;
+        Ok((schema_version, data))
+    }
+}
+
+/// An event decided by a command, not yet given a sequence number, id or time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_type: &'static str,
+    pub schema_version: u32,
+    pub data: Value,
+}
+
+/// One aggregate type: its state, commands, events and rules.
+pub trait Aggregate: Default + Clone + Serialize + DeserializeOwned + std::fmt::Debug + 'static {
+    /// The aggregate type name used in routes, e.g. `board`.
+    const TYPE: &'static str;
+    /// Commands, adjacently tagged: `{"type": "AddCard", "data": {...}}`.
+    type Command: DeserializeOwned + std::fmt::Debug;
+    type Event: DomainEvent;
+
+    /// Decides a command against the current state. All rules live here.
+    fn decide(&self, command: Self::Command) -> Result<Vec<Self::Event>, Rejection>;
+
+    /// Folds one event into the state. Never fails and enforces no rule.
+    fn apply(&mut self, event: &Self::Event);
+}
+
+/// Object-safe view of an aggregate's state, so the runtime can serve any aggregate type
+/// chosen by name at request time. Implemented for every [`Aggregate`] by [`State`].
+pub trait AggregateState: std::fmt::Debug {
+    fn aggregate_type(&self) -> &'static str;
+    /// Decodes `{type, data}` into the aggregate's command and decides it.
+    fn decide(&self, command_type: &str, data: Value) -> Result<Vec<NewEvent>, CommandError>;
+    /// Upcasts, decodes and applies one stored event.
+    fn apply(&mut self, event_type: &str, schema_version: u32, data: Value) -> Result<(), CodecError>;
+    /// The state as clients see it.
+    fn to_json(&self) -> Value;
+    /// The state as a snapshot (MessagePack).
+    fn to_snapshot(&self) -> Vec<u8>;
+    fn clone_box(&self) -> Box<dyn AggregateState>;
+}
+
+impl Clone for Box<dyn AggregateState> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
+/// The [`AggregateState`] implementation for any [`Aggregate`].
+#[derive(Debug, Clone, Default)]
+pub struct State<A: Aggregate>(pub A);
+
+impl<A: Aggregate> State<A> {
+    pub fn restore(snapshot: &[u8]) -> Result<Self, CodecError> {
+        codec::decode(snapshot).map(State)
+    }
+}
+
+/// Decodes a stored event of `A` (running its upcasters first).
+pub fn decode_event<A: Aggregate>(event_type: &str, schema_version: u32, data: Value) -> Result<A::Event, CodecError> {
+    let (_, data) = A::Event::upcast(event_type, schema_version, data)?;
+    serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
+        .map_err(|e| CodecError::new(format!("cannot decode {} event {event_type}: {e}", A::TYPE)))
+}
+
+/// Splits a typed event into the name, schema version and `data` that are stored.
+pub fn encode_event<E: DomainEvent>(event: &E) -> Result<NewEvent, CodecError> {
+    let mut tagged = serde_json::to_value(event).map_err(|e| CodecError::new(e.to_string()))?;
+    let data = tagged.get_mut("data").map(Value::take).unwrap_or(Value::Object(Default::default()));
+    Ok(NewEvent { event_type: event.event_type(), schema_version: event.schema_version(), data })
+}
+
+impl<A: Aggregate> AggregateState for State<A> {
+    fn aggregate_type(&self) -> &'static str {
+        A::TYPE
+    }
+
+    fn decide(&self, command_type: &str, data: Value) -> Result<Vec<NewEvent>, CommandError> {
+        let data = if data.is_null() { Value::Object(Default::default()) } else { data };
+        let command: A::Command = serde_json::from_value(serde_json::json!({ "type": command_type, "data": data }))
+            .map_err(|e| CommandError::BadCommand(command_decode_message(A::TYPE, command_type, &e)))?;
+        let events = self.0.decide(command)?;
+        events
+            .iter()
+            .map(encode_event)
+            .collect::<Result<_, _>>()
+            .map_err(|e| CommandError::BadCommand(e.to_string()))
+    }
+
+    fn apply(&mut self, event_type: &str, schema_version: u32, data: Value) -> Result<(), CodecError> {
+        let event = decode_event::<A>(event_type, schema_version, data)?;
+        self.0.apply(&event);
+        Ok(())
+    }
+
+    fn to_json(&self) -> Value {
+        serde_json::to_value(&self.0).unwrap_or(Value::Null)
+    }
+
+    fn to_snapshot(&self) -> Vec<u8> {
+        codec::encode(&self.0)
+    }
+
+    fn clone_box(&self) -> Box<dyn AggregateState> {
+        Box::new(self.clone())
+    }
+}
+
+/// serde's message for an unknown variant lists every variant; keep it, it helps clients.
+fn command_decode_message(aggregate_type: &str, command_type: &str, e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if text.starts_with("unknown variant") {
+        format!("unknown command type `{command_type}` for aggregate type `{aggregate_type}`: {text}")
+    } else {
+        format!("invalid `{command_type}` command: {text}")
+    }
+}

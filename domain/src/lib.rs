@@ -1,0 +1,38 @@
+//! Edgeloop's domain: the pure heart of an event-sourced backend.
+//!
+//! An *aggregate* decides *commands* against its state and answers with *events*;
+//! applying those events gives the next state. Everything here is deterministic:
+//! time, event ids and the actor come in as inputs, and storage is reached only
+//! through the [`store::EventStore`] trait, so the same code runs natively in tests
+//! and inside a Durable Object on `wasm32-unknown-unknown`.
+//!
+//! # Layout
+//! * [`aggregate`] — the [`Aggregate`] and [`DomainEvent`] traits and the object-safe
+//!   [`AggregateState`] wrapper the runtime dispatches through.
+//! * [`version`] — expected-version rules (`N`, `"any"`, `"none"`, `"exists"`).
+//! * [`envelope`] — the event envelope clients see, and timestamp formatting.
+//! * [`codec`] — the one payload codec (MessagePack with named fields).
+//! * [`store`] — the repository interface ([`store::EventStore`]) and
+//!   [`store::Loaded::execute`], the command service (idempotency, version check, decide,
+//!   append, apply, snapshot).
+//! * [`memory`] — [`memory::InMemoryStore`], the store for native tests and tools.
+//! * [`registry`] — aggregate types by name.
+//! * [`board`], [`feedback`] — the reference aggregates.
+//! * [`testing`] — the given/when/then harness.
+//! * `validate` (private) — the length and label rules the reference aggregates share.
+
+pub mod aggregate;
+pub mod board;
+pub mod codec;
+pub mod envelope;
+pub mod feedback;
+pub mod memory;
+pub mod registry;
+pub mod store;
+pub mod testing;
+mod validate;
+pub mod version;
+
+pub use aggregate::{Aggregate, AggregateState, CommandError, DomainEvent, NewEvent, Rejection};
+pub use envelope::{EventEnvelope, Metadata, Position};
+pub use version::{ExpectedVersion, VersionConflict};

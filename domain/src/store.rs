@@ -1,0 +1,292 @@
+//! The repository interface and the command service.
+//!
+//! [`EventStore`] is everything the domain needs from storage: the log's version, an
+//! atomic append, range reads, idempotency look-ups and snapshots. It is synchronous on
+//! purpose: a Durable Object's SQLite calls are synchronous, and keeping the whole
+//! check–decide–append path free of `.await` is what makes it atomic there.
+//! [`crate::memory::InMemoryStore`] implements it for native tests; `durable` implements it
+//! on SQLite.
+//!
+//! [`Loaded`] is an aggregate instance in memory (state + version); [`Loaded::execute`] is
+//! the one place where a command becomes events.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::aggregate::{AggregateState, CommandError};
+use crate::codec::CodecError;
+use crate::envelope::{EventEnvelope, Metadata, format_timestamp};
+use crate::registry;
+use crate::version::{ExpectedVersion, VersionConflict};
+
+/// A storage failure (not a client mistake). HTTP 500 `internal`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(pub String);
+
+impl From<CodecError> for StoreError {
+    fn from(e: CodecError) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// One event as stored in an aggregate's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Dense, starting at 1.
+    pub seq: u64,
+    /// UUID v7, as text.
+    pub event_id: String,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub data: Value,
+    pub recorded_at_ms: i64,
+    pub metadata: Metadata,
+}
+
+impl StoredEvent {
+    pub fn envelope(&self, aggregate_type: &str, aggregate_id: &str) -> EventEnvelope {
+        EventEnvelope {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            seq: self.seq,
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            schema_version: self.schema_version,
+            data: self.data.clone(),
+            recorded_at: format_timestamp(self.recorded_at_ms),
+            command_id: self.metadata.command_id.clone(),
+            correlation_id: self.metadata.correlation_id.clone(),
+            causation_id: self.metadata.causation_id.clone(),
+            actor: self.metadata.actor.clone(),
+            position: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Forward,
+    Backward,
+}
+
+/// A range of one log: the events with `after < seq < before` (`before: None` = no upper
+/// bound), at most `limit` of them, taken from the oldest end ascending (forward) or from
+/// the newest end descending (backward). Forward reads normally set only `after`, backward
+/// reads only `before`; both bounds always apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadQuery {
+    pub direction: Direction,
+    pub after: u64,
+    pub before: Option<u64>,
+    pub limit: usize,
+}
+
+impl ReadQuery {
+    pub fn forward(after: u64, limit: usize) -> Self {
+        Self { direction: Direction::Forward, after, before: None, limit }
+    }
+
+    /// Newest first, below `before` (`None`: from the newest event).
+    pub fn backward(before: Option<u64>, limit: usize) -> Self {
+        Self { direction: Direction::Backward, after: 0, before, limit }
+    }
+}
+
+/// A saved state at `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub state: Vec<u8>,
+}
+
+/// Storage for one aggregate's event log.
+pub trait EventStore {
+    /// The highest seq (0 when the log is empty).
+    fn version(&self) -> Result<u64, StoreError>;
+    /// Appends events that continue the log densely, all or nothing, remembering
+    /// `idempotency_key` (when given) as the key they were appended under.
+    fn append(&mut self, events: &[StoredEvent], idempotency_key: Option<&str>) -> Result<(), StoreError>;
+    /// Reads a range of the log.
+    fn read(&self, query: &ReadQuery) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The events appended under an idempotency key, if that key was used.
+    fn idempotent_events(&self, key: &str) -> Result<Option<Vec<StoredEvent>>, StoreError>;
+    /// The highest seq recorded at or before `unix_ms` (0 when none).
+    fn seq_at_time(&self, unix_ms: i64) -> Result<u64, StoreError>;
+    /// The newest snapshot with seq <= `at_or_below`.
+    fn latest_snapshot(&self, at_or_below: u64) -> Result<Option<Snapshot>, StoreError>;
+    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError>;
+}
+
+/// A command as sent by a client: `{"type": "AddCard", "data": {...}, "expected_version": 3}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandRequest {
+    #[serde(rename = "type")]
+    pub command_type: String,
+    #[serde(default)]
+    pub data: Value,
+    #[serde(default)]
+    pub expected_version: ExpectedVersion,
+    /// The client's id for this command; generated when absent.
+    #[serde(default)]
+    pub command_id: Option<String>,
+    /// The flow this command belongs to (e.g. the feedback that started a triage loop).
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    /// The event that caused this command, when an agent reacts to one.
+    #[serde(default)]
+    pub causation_id: Option<String>,
+}
+
+/// What the runtime supplies to a command: the clock, id generation, metadata.
+pub struct CommandInputs<'a> {
+    pub now_ms: i64,
+    pub metadata: Metadata,
+    pub idempotency_key: Option<&'a str>,
+    /// Produces one fresh event id (UUID v7 in production) per call.
+    pub next_event_id: &'a mut dyn FnMut() -> String,
+    /// At most this many events per command (a bound on one write).
+    pub max_events: usize,
+}
+
+/// The result of a command: the new version and the events it appended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandOutcome {
+    pub version: u64,
+    pub events: Vec<StoredEvent>,
+    /// True when this is the stored result of an earlier command with the same idempotency key.
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExecuteError {
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    Conflict(#[from] VersionConflict),
+    /// The command decided more events than the configured bound. HTTP 413.
+    #[error("the command produced {produced} events; at most {limit} are allowed per command")]
+    TooManyEvents { produced: usize, limit: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Loading an aggregate failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LoadError {
+    /// No aggregate type of that name. HTTP 404.
+    #[error("unknown aggregate type `{0}`")]
+    UnknownType(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An aggregate instance in memory: its state and the version it reflects.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub version: u64,
+    pub state: Box<dyn AggregateState>,
+}
+
+/// How many events to fold per read while rebuilding state.
+const REPLAY_PAGE: usize = 1000;
+
+impl Loaded {
+    /// Loads the current state: the newest snapshot, then the tail of the log.
+    pub fn load(store: &impl EventStore, aggregate_type: &str, aggregate_id: &str) -> Result<Self, LoadError> {
+        let version = store.version()?;
+        Self::at_version(store, aggregate_type, aggregate_id, version)
+    }
+
+    /// The state as of `version` (clamped to the log's version).
+    pub fn at_version(
+        store: &impl EventStore,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        version: u64,
+    ) -> Result<Self, LoadError> {
+        let unknown = || LoadError::UnknownType(aggregate_type.to_owned());
+        let target = version.min(store.version()?);
+        // A snapshot that no longer decodes (the state's shape changed) is ignored: the log
+        // is the truth and a full replay rebuilds the state.
+        let restored = match store.latest_snapshot(target)? {
+            Some(snapshot) => registry::restore_state(aggregate_type, &snapshot.state)
+                .ok_or_else(unknown)?
+                .ok()
+                .map(|state| (snapshot.seq, state)),
+            None => None,
+        };
+        let (mut seq, mut state) = match restored {
+            Some(found) => found,
+            None => (0, registry::new_state(aggregate_type).ok_or_else(unknown)?),
+        };
+        while seq < target {
+            // `try_from` rather than `as`: on wasm32 a huge gap would otherwise wrap to a tiny page.
+            let remaining = usize::try_from(target - seq).unwrap_or(usize::MAX);
+            let page = store.read(&ReadQuery::forward(seq, REPLAY_PAGE.min(remaining)))?;
+            if page.is_empty() {
+                break;
+            }
+            for event in page {
+                state.apply(&event.event_type, event.schema_version, event.data).map_err(StoreError::from)?;
+                seq = event.seq;
+            }
+        }
+        Ok(Self { aggregate_type: aggregate_type.to_owned(), aggregate_id: aggregate_id.to_owned(), version: seq, state })
+    }
+
+    /// Runs one command: idempotency look-up, version check, decide, append, apply, and a
+    /// snapshot every `snapshot_every` events. On any error nothing is written and `self`
+    /// is unchanged.
+    pub fn execute(
+        &mut self,
+        store: &mut impl EventStore,
+        request: CommandRequest,
+        inputs: CommandInputs<'_>,
+        snapshot_every: u64,
+    ) -> Result<CommandOutcome, ExecuteError> {
+        if let Some(key) = inputs.idempotency_key {
+            if let Some(events) = store.idempotent_events(key)? {
+                let version = events.last().map_or(self.version, |e| e.seq);
+                return Ok(CommandOutcome { version, events, replayed: true });
+            }
+        }
+        request.expected_version.check(self.version)?;
+        let decided = self.state.decide(&request.command_type, request.data)?;
+        if decided.len() > inputs.max_events {
+            return Err(ExecuteError::TooManyEvents { produced: decided.len(), limit: inputs.max_events });
+        }
+        let events: Vec<StoredEvent> = decided
+            .into_iter()
+            .zip(self.version + 1..)
+            .map(|(event, seq)| StoredEvent {
+                seq,
+                event_id: (inputs.next_event_id)(),
+                event_type: event.event_type.to_owned(),
+                schema_version: event.schema_version,
+                data: event.data,
+                recorded_at_ms: inputs.now_ms,
+                metadata: inputs.metadata.clone(),
+            })
+            .collect();
+        // Fold into a copy first: if an event failed to apply, nothing would be written.
+        let mut next = self.state.clone();
+        for event in &events {
+            next.apply(&event.event_type, event.schema_version, event.data.clone()).map_err(StoreError::from)?;
+        }
+        store.append(&events, inputs.idempotency_key)?;
+        let previous = self.version;
+        self.state = next;
+        self.version += events.len() as u64;
+        if snapshot_every > 0 && self.version / snapshot_every > previous / snapshot_every {
+            // A snapshot is an optimisation: failing to write one loses nothing.
+            let _ = store.save_snapshot(Snapshot { seq: self.version, state: self.state.to_snapshot() });
+        }
+        Ok(CommandOutcome { version: self.version, events, replayed: false })
+    }
+}

@@ -1,0 +1,36 @@
+//! Limits and tunables, read from the Worker's vars (`[vars]` in `wrangler.toml`).
+//! Every value has a default so a bare deployment works.
+
+use worker::Env;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Largest accepted request body (413 above). Var `MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+    /// Most events one command may append (413 above). Var `MAX_EVENTS_PER_COMMAND`.
+    pub max_events_per_command: usize,
+    /// A snapshot is written every this many events (0 = never). Var `SNAPSHOT_EVERY`.
+    pub snapshot_every: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { max_body_bytes: 1024 * 1024, max_events_per_command: 100, snapshot_every: 100 }
+    }
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Self {
+        let defaults = Self::default();
+        Self {
+            max_body_bytes: var(env, "MAX_BODY_BYTES").unwrap_or(defaults.max_body_bytes),
+            max_events_per_command: var(env, "MAX_EVENTS_PER_COMMAND").unwrap_or(defaults.max_events_per_command),
+            snapshot_every: var(env, "SNAPSHOT_EVERY").unwrap_or(defaults.snapshot_every),
+        }
+    }
+}
+
+/// A numeric var; a missing or unparsable one falls back to the default.
+fn var<T: std::str::FromStr>(env: &Env, name: &str) -> Option<T> {
+    env.var(name).ok().and_then(|v| v.to_string().trim().parse().ok())
+}

@@ -1,0 +1,348 @@
+//! The HTTP edge shared by the Worker and the objects: one error type with the
+//! documented JSON body, listing query parsing, and listing encodings.
+
+use domain::aggregate::CommandError;
+use domain::store::{Direction, ExecuteError, LoadError};
+use domain::{EventEnvelope, VersionConflict};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use worker::{Headers, Response};
+
+/// Every error a client can see. Rendered as `{"error": {"code", "message", ...details}}`
+/// with the status documented in the README's error table. Internal failures are logged
+/// and answered with a generic message: no internal detail reaches a client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Map<String, Value>,
+    pub retry_after_secs: Option<u32>,
+}
+
+impl ApiError {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), details: Map::new(), retry_after_secs: None }
+    }
+    pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+    /// 400: the request's shape is wrong.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "bad_request", message)
+    }
+    /// 401: missing or invalid credentials.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, "unauthorized", message)
+    }
+    /// 403: valid credentials without the needed scope.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "forbidden", message)
+    }
+    /// 404: unknown route, aggregate type, or an aggregate with no events.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "not_found", message)
+    }
+    /// 405: known route, wrong method.
+    pub fn method_not_allowed(allowed: &str) -> Self {
+        Self::new(405, "method_not_allowed", format!("this route accepts {allowed}")).with_detail("allowed", allowed)
+    }
+    /// 409: `expected_version` does not hold.
+    pub fn version_conflict(conflict: VersionConflict) -> Self {
+        Self::new(409, "version_conflict", conflict.to_string())
+            .with_detail("expected", serde_json::to_value(conflict.expected).unwrap_or(Value::Null))
+            .with_detail("actual", conflict.actual)
+    }
+    /// 413: body (or the events one command produces) over the limit.
+    pub fn payload_too_large(message: impl Into<String>) -> Self {
+        Self::new(413, "payload_too_large", message)
+    }
+    /// 415: a body in a content type we do not read.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(415, "unsupported_media_type", message)
+    }
+    /// 422: a domain rule refused the command.
+    pub fn rejected(rule: &str, message: impl Into<String>) -> Self {
+        Self::new(422, "rejected", message).with_detail("rule", rule)
+    }
+    /// 429: slow down.
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u32) -> Self {
+        Self { retry_after_secs: Some(retry_after_secs), ..Self::new(429, "rate_limited", message) }
+    }
+    /// 500: our fault. The detail is logged, never sent.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        worker::console_error!("internal error: {detail}");
+        Self::new(500, "internal", "internal error")
+    }
+
+    pub fn body(&self) -> Value {
+        let mut error = Map::new();
+        error.insert("code".into(), self.code.into());
+        error.insert("message".into(), self.message.clone().into());
+        error.extend(self.details.clone());
+        json!({ "error": error })
+    }
+
+    pub fn into_response(self) -> Response {
+        let mut response = json_response(&self.body(), self.status);
+        if let Some(secs) = self.retry_after_secs {
+            let _ = response.headers_mut().set("retry-after", &secs.to_string());
+        }
+        response
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl From<worker::Error> for ApiError {
+    fn from(e: worker::Error) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<ExecuteError> for ApiError {
+    fn from(e: ExecuteError) -> Self {
+        match e {
+            ExecuteError::Command(CommandError::BadCommand(m)) => ApiError::bad_request(m),
+            ExecuteError::Command(CommandError::Rejected(r)) => ApiError::rejected(r.rule, r.message),
+            ExecuteError::Conflict(c) => ApiError::version_conflict(c),
+            e @ ExecuteError::TooManyEvents { .. } => ApiError::payload_too_large(e.to_string()),
+            ExecuteError::Store(s) => ApiError::internal(s),
+        }
+    }
+}
+
+impl From<LoadError> for ApiError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::UnknownType(t) => ApiError::not_found(format!("unknown aggregate type `{t}`")),
+            LoadError::Store(s) => ApiError::internal(s),
+        }
+    }
+}
+
+pub type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// A JSON response with a status. Serializing our own types cannot fail; if it somehow
+/// did, the client still gets a JSON body.
+pub fn json_response(value: &impl Serialize, status: u16) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec());
+    bytes_response(body, "application/json", status)
+}
+
+pub fn bytes_response(body: Vec<u8>, content_type: &str, status: u16) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", content_type);
+    match Response::from_bytes(body) {
+        Ok(r) => r.with_status(status).with_headers(headers),
+        Err(_) => Response::empty().map(|r| r.with_status(500)).unwrap_or_else(|_| unreachable_response()),
+    }
+}
+
+fn unreachable_response() -> Response {
+    // Response::empty() only fails if the runtime cannot build any response at all.
+    Response::error("internal error", 500).unwrap_or_else(|_| unreachable_response())
+}
+
+/// The representation a listing is answered in, from the `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Json,
+    Ndjson,
+    MessagePack,
+}
+
+impl Encoding {
+    /// Picks the first supported media type in `Accept` (no header, `*/*` or anything
+    /// unknown means JSON: a listing is always answerable).
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        let Some(accept) = accept else { return Encoding::Json };
+        for part in accept.split(',') {
+            let media = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            match media.as_str() {
+                "application/x-ndjson" | "application/ndjson" => return Encoding::Ndjson,
+                "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => return Encoding::MessagePack,
+                "application/json" => return Encoding::Json,
+                _ => {}
+            }
+        }
+        Encoding::Json
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Json => "application/json",
+            Encoding::Ndjson => "application/x-ndjson",
+            Encoding::MessagePack => "application/msgpack",
+        }
+    }
+}
+
+/// One page of events and the cursor to the next page.
+#[derive(Debug, Serialize)]
+pub struct EventPage {
+    pub events: Vec<EventEnvelope>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<Option<u64>>,
+}
+
+/// Renders a page in the chosen encoding. NDJSON carries one envelope per line and the
+/// cursor in the `x-next-after` / `x-next-before` header.
+pub fn page_response(page: &EventPage, encoding: Encoding) -> Response {
+    let mut response = match encoding {
+        Encoding::Json => json_response(page, 200),
+        Encoding::MessagePack => bytes_response(domain::codec::encode(page), encoding.content_type(), 200),
+        Encoding::Ndjson => {
+            let mut body = Vec::new();
+            for event in &page.events {
+                if serde_json::to_writer(&mut body, event).is_ok() {
+                    body.push(b'\n');
+                }
+            }
+            bytes_response(body, encoding.content_type(), 200)
+        }
+    };
+    let cursor = |c: Option<u64>| c.map_or_else(|| "null".to_owned(), |n| n.to_string());
+    if let Some(next) = page.next_after {
+        let _ = response.headers_mut().set("x-next-after", &cursor(next));
+    }
+    if let Some(next) = page.next_before {
+        let _ = response.headers_mut().set("x-next-before", &cursor(next));
+    }
+    response
+}
+
+/// Default and maximum page sizes of listings.
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 10_000;
+
+/// Parsed `?after=&before=&limit=&direction=` of an event listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingParams {
+    pub direction: Direction,
+    pub after: u64,
+    pub before: Option<u64>,
+    pub limit: usize,
+}
+
+/// Query parameters as name/value pairs (from `Url::query_pairs`).
+pub type Query = Vec<(String, String)>;
+
+pub fn query_pairs(url: &url::Url) -> Query {
+    url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+/// Rejects any parameter not in `allowed` and any repeated parameter: a typo must not
+/// silently change what a client reads.
+pub fn check_params(query: &Query, allowed: &[&str]) -> ApiResult<()> {
+    for (i, (name, _)) in query.iter().enumerate() {
+        if !allowed.contains(&name.as_str()) {
+            return Err(ApiError::bad_request(format!("unknown query parameter `{name}`; allowed: {}", allowed.join(", "))));
+        }
+        if query[..i].iter().any(|(n, _)| n == name) {
+            return Err(ApiError::bad_request(format!("query parameter `{name}` is repeated")));
+        }
+    }
+    Ok(())
+}
+
+pub fn param<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
+    query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// A non-negative integer parameter.
+pub fn u64_param(query: &Query, name: &str) -> ApiResult<Option<u64>> {
+    param(query, name)
+        .map(|v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| *n <= MAX_SAFE_INTEGER)
+                .ok_or_else(|| ApiError::bad_request(format!("`{name}` must be a non-negative integer, got `{v}`")))
+        })
+        .transpose()
+}
+
+/// Largest integer JavaScript (and so SQLite through the runtime) represents exactly.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+pub fn listing_params(query: &Query) -> ApiResult<ListingParams> {
+    check_params(query, &["after", "before", "limit", "direction"])?;
+    let direction = match param(query, "direction") {
+        None | Some("forward") => Direction::Forward,
+        Some("backward") => Direction::Backward,
+        Some(other) => return Err(ApiError::bad_request(format!("`direction` must be `forward` or `backward`, got `{other}`"))),
+    };
+    let after = u64_param(query, "after")?;
+    let before = u64_param(query, "before")?;
+    match (direction, after, before) {
+        (Direction::Forward, _, Some(_)) => return Err(ApiError::bad_request("`before` goes with `direction=backward`")),
+        (Direction::Backward, Some(_), _) => return Err(ApiError::bad_request("`after` goes with `direction=forward`")),
+        _ => {}
+    }
+    let limit = match u64_param(query, "limit")? {
+        None => DEFAULT_LIMIT,
+        Some(0) => return Err(ApiError::bad_request("`limit` must be at least 1")),
+        Some(n) if n as usize > MAX_LIMIT => {
+            return Err(ApiError::bad_request(format!("`limit` must be at most {MAX_LIMIT}, got {n}")));
+        }
+        Some(n) => n as usize,
+    };
+    Ok(ListingParams { direction, after: after.unwrap_or(0), before, limit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Query {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn listing_defaults_and_bounds() {
+        let p = listing_params(&q(&[])).unwrap();
+        assert_eq!((p.direction, p.after, p.before, p.limit), (Direction::Forward, 0, None, 100));
+        assert!(listing_params(&q(&[("limit", "10000")])).is_ok());
+        assert_eq!(listing_params(&q(&[("limit", "10001")])).unwrap_err().status, 400);
+        assert_eq!(listing_params(&q(&[("limit", "0")])).unwrap_err().status, 400);
+        assert_eq!(listing_params(&q(&[("after", "-1")])).unwrap_err().status, 400);
+        assert_eq!(listing_params(&q(&[("after", "1e3")])).unwrap_err().status, 400);
+        assert_eq!(listing_params(&q(&[("direction", "sideways")])).unwrap_err().status, 400);
+        assert_eq!(listing_params(&q(&[("before", "3")])).unwrap_err().status, 400);
+        assert_eq!(listing_params(&q(&[("after", "1"), ("after", "2")])).unwrap_err().status, 400);
+        assert_eq!(listing_params(&q(&[("afterr", "1")])).unwrap_err().status, 400);
+        let b = listing_params(&q(&[("direction", "backward"), ("before", "7")])).unwrap();
+        assert_eq!((b.direction, b.before), (Direction::Backward, Some(7)));
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert_eq!(Encoding::from_accept(None), Encoding::Json);
+        assert_eq!(Encoding::from_accept(Some("application/x-ndjson")), Encoding::Ndjson);
+        assert_eq!(Encoding::from_accept(Some("text/html, application/msgpack;q=0.9")), Encoding::MessagePack);
+        assert_eq!(Encoding::from_accept(Some("*/*")), Encoding::Json);
+    }
+
+    #[test]
+    fn conflict_body_has_expected_as_sent_and_actual() {
+        let e = ApiError::version_conflict(VersionConflict { expected: domain::ExpectedVersion::None, actual: 4 });
+        let body = e.body();
+        assert_eq!(body["error"]["code"], "version_conflict");
+        assert_eq!(body["error"]["expected"], "none");
+        assert_eq!(body["error"]["actual"], 4);
+    }
+}
+
+impl ApiError {
+    /// 426: a WebSocket route called without an upgrade.
+    pub fn upgrade_required() -> Self {
+        Self::new(426, "upgrade_required", "this route is a WebSocket: send `Upgrade: websocket`")
+    }
+}

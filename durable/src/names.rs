@@ -1,0 +1,31 @@
+//! Aggregate addressing and the Worker → object hand-off.
+//!
+//! An aggregate lives in the Durable Object named `"{type}:{id}"`, or
+//! `"{tenant}/{type}:{id}"` under a tenant. The Worker authenticates a request and passes
+//! the principal in the headers below; it always overwrites them, so a client cannot.
+
+/// Header carrying the authenticated actor (`sub`) into an object.
+pub const ACTOR_HEADER: &str = "x-edgeloop-actor";
+/// Header carrying the tenant into an object.
+pub const TENANT_HEADER: &str = "x-edgeloop-tenant";
+/// Diagnostic header naming the object instance that answered (changes after eviction).
+pub const INSTANCE_HEADER: &str = "x-edgeloop-instance";
+
+/// The Durable Object name of an aggregate.
+pub fn object_name(tenant: Option<&str>, aggregate_type: &str, aggregate_id: &str) -> String {
+    match tenant {
+        Some(tenant) => format!("{tenant}/{aggregate_type}:{aggregate_id}"),
+        None => format!("{aggregate_type}:{aggregate_id}"),
+    }
+}
+
+/// Largest aggregate id accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Aggregate ids are 1–256 bytes of printable ASCII without `/`, `:` or whitespace, so
+/// that object names stay unambiguous and ids survive URLs unescaped.
+pub fn valid_aggregate_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_BYTES
+        && id.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':' && b != b'%')
+}

@@ -1,0 +1,226 @@
+//! The SQLite event store of one aggregate.
+//!
+//! `events` is the log: a dense `seq` from 1, the event's id, type, schema version, its
+//! payload as MessagePack, the recording time and the command's metadata. Each row also
+//! carries the `Idempotency-Key` of the command that appended it, so the idempotency
+//! record and the events are one write. An append is a single `INSERT … SELECT FROM
+//! json_each(?)` statement: SQLite applies a statement entirely or not at all, so a
+//! failure can never leave half a command in the log (and one bound parameter keeps
+//! us far below the runtime's limit on parameters per statement).
+
+use domain::codec;
+use domain::envelope::Metadata;
+use domain::store::{Direction, EventStore, ReadQuery, Snapshot, StoreError, StoredEvent};
+use serde_json::json;
+use worker::{SqlStorage, SqlStorageValue};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq             INTEGER PRIMARY KEY,
+    event_id        TEXT    NOT NULL UNIQUE,
+    type            TEXT    NOT NULL,
+    schema_version  INTEGER NOT NULL,
+    payload         BLOB    NOT NULL,
+    recorded_at     INTEGER NOT NULL,
+    command_id      TEXT,
+    correlation_id  TEXT,
+    causation_id    TEXT,
+    actor           TEXT,
+    idempotency_key TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_idempotency_key ON events (idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_time ON events (recorded_at, seq);
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq   INTEGER PRIMARY KEY,
+    state BLOB    NOT NULL
+);
+";
+
+const COLUMNS: &str =
+    "seq, event_id, type, schema_version, payload, recorded_at, command_id, correlation_id, causation_id, actor";
+
+/// How many snapshots to keep: older ones only serve time travel far back, which the
+/// log serves anyway.
+const SNAPSHOTS_KEPT: i64 = 3;
+
+pub struct SqliteStore {
+    sql: SqlStorage,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn store_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn int(v: u64) -> SqlStorageValue {
+    // seqs and times stay far below 2^53 (checked at the edge), so this is exact.
+    SqlStorageValue::Integer(v as i64)
+}
+
+impl SqliteStore {
+    /// Opens the store, creating the schema if needed.
+    pub fn open(sql: SqlStorage) -> Result<Self, StoreError> {
+        sql.exec(SCHEMA, None).map_err(store_err)?;
+        Ok(Self { sql })
+    }
+
+    fn query_events(&self, sql: &str, bindings: Vec<SqlStorageValue>) -> Result<Vec<StoredEvent>, StoreError> {
+        let cursor = self.sql.exec(sql, bindings).map_err(store_err)?;
+        cursor.raw().map(|row| row.map_err(store_err).and_then(|row| decode_row(&row))).collect()
+    }
+
+    fn scalar(&self, sql: &str, bindings: Vec<SqlStorageValue>) -> Result<Option<i64>, StoreError> {
+        let cursor = self.sql.exec(sql, bindings).map_err(store_err)?;
+        match cursor.raw().next() {
+            Some(row) => match row.map_err(store_err)?.first() {
+                Some(SqlStorageValue::Integer(n)) => Ok(Some(*n)),
+                Some(SqlStorageValue::Float(f)) => Ok(Some(*f as i64)),
+                _ => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+}
+
+fn text(v: &SqlStorageValue) -> Option<String> {
+    match v {
+        SqlStorageValue::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn integer(v: &SqlStorageValue) -> Result<i64, StoreError> {
+    match v {
+        SqlStorageValue::Integer(n) => Ok(*n),
+        SqlStorageValue::Float(f) => Ok(*f as i64),
+        other => Err(StoreError(format!("expected an integer column, got {other:?}"))),
+    }
+}
+
+fn decode_row(row: &[SqlStorageValue]) -> Result<StoredEvent, StoreError> {
+    let [seq, event_id, event_type, schema_version, payload, recorded_at, command_id, correlation_id, causation_id, actor] =
+        row
+    else {
+        return Err(StoreError(format!("expected 10 columns, got {}", row.len())));
+    };
+    let SqlStorageValue::Blob(payload) = payload else {
+        return Err(StoreError("payload is not a blob".into()));
+    };
+    Ok(StoredEvent {
+        seq: integer(seq)? as u64,
+        event_id: text(event_id).unwrap_or_default(),
+        event_type: text(event_type).unwrap_or_default(),
+        schema_version: integer(schema_version)? as u32,
+        data: codec::decode(payload)?,
+        recorded_at_ms: integer(recorded_at)?,
+        metadata: Metadata {
+            command_id: text(command_id),
+            correlation_id: text(correlation_id),
+            causation_id: text(causation_id),
+            actor: text(actor),
+        },
+    })
+}
+
+impl EventStore for SqliteStore {
+    fn version(&self) -> Result<u64, StoreError> {
+        Ok(self.scalar("SELECT max(seq) FROM events", vec![])?.unwrap_or(0) as u64)
+    }
+
+    fn append(&mut self, events: &[StoredEvent], idempotency_key: Option<&str>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<_> = events
+            .iter()
+            .map(|e| {
+                json!([
+                    e.seq,
+                    e.event_id,
+                    e.event_type,
+                    e.schema_version,
+                    hex::encode(codec::encode(&e.data)),
+                    e.recorded_at_ms,
+                    e.metadata.command_id,
+                    e.metadata.correlation_id,
+                    e.metadata.causation_id,
+                    e.metadata.actor,
+                ])
+            })
+            .collect();
+        // One statement: all rows or none. The primary key rejects a seq that is taken,
+        // so two writers can never both append the same position.
+        self.sql
+            .exec(
+                "INSERT INTO events (seq, event_id, type, schema_version, payload, recorded_at,
+                                     command_id, correlation_id, causation_id, actor, idempotency_key)
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, unhex(value ->> 4), value ->> 5,
+                        value ->> 6, value ->> 7, value ->> 8, value ->> 9, ?2
+                 FROM json_each(?1)",
+                vec![serde_json::to_string(&rows).map_err(store_err)?.into(), idempotency_key.into()],
+            )
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    fn read(&self, query: &ReadQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        let limit = int(query.limit as u64);
+        match query.direction {
+            Direction::Forward => self.query_events(
+                &format!("SELECT {COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"),
+                vec![int(query.after), limit],
+            ),
+            Direction::Backward => self.query_events(
+                &format!("SELECT {COLUMNS} FROM events WHERE seq < ? ORDER BY seq DESC LIMIT ?"),
+                vec![int(query.before.unwrap_or(u64::MAX >> 12)), limit],
+            ),
+        }
+    }
+
+    fn idempotent_events(&self, key: &str) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        let events = self.query_events(
+            &format!("SELECT {COLUMNS} FROM events WHERE idempotency_key = ? ORDER BY seq"),
+            vec![key.into()],
+        )?;
+        Ok((!events.is_empty()).then_some(events))
+    }
+
+    fn seq_at_time(&self, unix_ms: i64) -> Result<u64, StoreError> {
+        Ok(self.scalar("SELECT max(seq) FROM events WHERE recorded_at <= ?", vec![unix_ms.into()])?.unwrap_or(0) as u64)
+    }
+
+    fn latest_snapshot(&self, at_or_below: u64) -> Result<Option<Snapshot>, StoreError> {
+        let cursor = self
+            .sql
+            .exec("SELECT seq, state FROM snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1", vec![int(at_or_below)])
+            .map_err(store_err)?;
+        match cursor.raw().next() {
+            Some(row) => match row.map_err(store_err)?.as_slice() {
+                [seq, SqlStorageValue::Blob(state)] => Ok(Some(Snapshot { seq: integer(seq)? as u64, state: state.clone() })),
+                _ => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.sql
+            .exec(
+                "INSERT OR REPLACE INTO snapshots (seq, state) VALUES (?, ?)",
+                vec![int(snapshot.seq), snapshot.state.into()],
+            )
+            .map_err(store_err)?;
+        self.sql
+            .exec(
+                "DELETE FROM snapshots WHERE seq NOT IN (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)",
+                vec![SNAPSHOTS_KEPT.into()],
+            )
+            .map_err(store_err)?;
+        Ok(())
+    }
+}
