@@ -250,11 +250,11 @@ impl Loaded {
         inputs: CommandInputs<'_>,
         snapshot_every: u64,
     ) -> Result<CommandOutcome, ExecuteError> {
-        if let Some(key) = inputs.idempotency_key {
-            if let Some(events) = store.idempotent_events(key)? {
-                let version = events.last().map_or(self.version, |e| e.seq);
-                return Ok(CommandOutcome { version, events, replayed: true });
-            }
+        if let Some(key) = inputs.idempotency_key
+            && let Some(events) = store.idempotent_events(key)?
+        {
+            let version = events.last().map_or(self.version, |e| e.seq);
+            return Ok(CommandOutcome { version, events, replayed: true });
         }
         request.expected_version.check(self.version)?;
         let decided = self.state.decide(&request.command_type, request.data)?;

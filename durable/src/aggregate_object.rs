@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use domain::envelope::{Metadata, parse_timestamp};
 use domain::store::{CommandInputs, CommandRequest, Direction, EventStore, Loaded, ReadQuery, StoredEvent};
 use domain::{EventEnvelope, registry};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use worker::{DurableObject, Env, Method, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair, durable_object};
 
@@ -23,11 +23,11 @@ use crate::http::{
     self, ApiError, ApiResult, Encoding, EventPage, Query, check_params, json_response, listing_params, page_response,
     query_pairs, u64_param,
 };
-use crate::names::{ACTOR_HEADER, INSTANCE_HEADER};
+use crate::names::{ACTOR_HEADER, EXPIRES_HEADER, INSTANCE_HEADER, WS_PROTOCOL_HEADER};
+use crate::subscription::{
+    CLOSE_RATE_LIMITED, CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, ClientFrame, Subscriber, close_with_error, pump, send_event,
+};
 use crate::sqlite::SqliteStore;
-
-/// Events read per page when replaying a backlog to a new subscriber.
-const BACKLOG_PAGE: usize = 1000;
 
 /// Longest accepted `Idempotency-Key`, in bytes.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -42,13 +42,6 @@ pub struct AggregateObject {
     loaded: RefCell<Option<Loaded>>,
     /// Changes every time the runtime constructs this object (diagnostics and tests).
     instance: String,
-}
-
-/// What a live socket remembers across hibernation.
-#[derive(Debug, Serialize, Deserialize)]
-struct Subscriber {
-    /// The highest seq sent to this socket.
-    sent: u64,
 }
 
 /// The answer to a command (field order as documented).
@@ -97,8 +90,14 @@ impl DurableObject for AggregateObject {
         Ok(response)
     }
 
-    async fn websocket_message(&self, _ws: WebSocket, _message: WebSocketIncomingMessage) -> Result<()> {
-        // Subscriptions are one-way for now; client frames are ignored.
+    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+        let text = match message {
+            WebSocketIncomingMessage::String(text) => Some(text),
+            WebSocketIncomingMessage::Binary(_) => None,
+        };
+        if let Err(error) = self.on_client_frame(&ws, text) {
+            close_with_error(&ws, 1011, error.code, &error.message, json!({}));
+        }
         Ok(())
     }
 
@@ -265,10 +264,10 @@ impl AggregateObject {
         Ok(page_response(&page, encoding))
     }
 
-    /// Accepts a hibernating WebSocket, replays the backlog after `?after=N`, sends
-    /// `caught_up`, and leaves the socket to [`Self::broadcast`]. The replay and the
-    /// registration happen with no `.await` between them, so no event committed in the
-    /// meantime can be missed or sent twice.
+    /// Accepts a hibernating WebSocket and replays the log after `?after=N` within the
+    /// subscriber's acknowledgement window, then `caught_up` (see [`crate::subscription`]).
+    /// The replay and the registration happen with no `.await` between them, so no event
+    /// committed in the meantime can be missed or sent twice.
     fn subscribe(&self, req: &Request, id: &Identity, query: &Query) -> ApiResult<Response> {
         if req.method() != Method::Get {
             return Err(ApiError::method_not_allowed("GET"));
@@ -279,8 +278,17 @@ impl AggregateObject {
         }
         check_params(query, &["after", "access_token"])?;
         let after = u64_param(query, "after")?.unwrap_or(0);
+        let expires_at = req.headers().get(EXPIRES_HEADER)?.and_then(|v| v.parse().ok());
+        let protocol = req.headers().get(WS_PROTOCOL_HEADER)?;
+        if self.state.get_websockets().len() >= self.config.max_subscribers {
+            return Err(ApiError::rate_limited(
+                format!("this aggregate has the maximum of {} live subscribers", self.config.max_subscribers),
+                5,
+            ));
+        }
         let pair = WebSocketPair::new()?;
         let server = pair.server;
+        let window = self.config.ws_ack_window;
         self.with_aggregate(id, |store, loaded| {
             if after > loaded.version {
                 return Err(ApiError::bad_request(format!(
@@ -289,33 +297,106 @@ impl AggregateObject {
                 ))
                 .with_detail("version", loaded.version));
             }
-            self.state.accept_web_socket(&server);
-            let mut sent = after;
-            while sent < loaded.version {
-                let page = store.read(&ReadQuery::forward(sent, BACKLOG_PAGE)).map_err(ApiError::internal)?;
-                let Some(last) = page.last() else { break };
-                sent = last.seq;
-                for event in &page {
-                    send_event(&server, &id.envelope(event));
-                }
-            }
-            let _ = server.send_with_str(json!({ "kind": "caught_up", "version": sent }).to_string());
-            let _ = server.serialize_attachment(Subscriber { sent });
+            self.state.accept_websocket_with_tags(&server, &[&format!("{}:{}", id.aggregate_type, id.aggregate_id)]);
+            let mut subscriber = Subscriber::new(after, expires_at);
+            pump(&server, &mut subscriber, store, loaded.version, window, |e| id.envelope(e)).map_err(ApiError::internal)?;
+            subscriber.save(&server);
             Ok(())
         })?;
-        Ok(Response::from_websocket(pair.client)?)
+        let mut response = Response::from_websocket(pair.client)?;
+        if let Some(protocol) = protocol {
+            response.headers_mut().set("sec-websocket-protocol", &protocol)?;
+        }
+        Ok(response)
     }
 
-    /// Sends committed events to every live subscriber.
+    /// Sends committed events to every live subscriber; closes those whose unacknowledged
+    /// events would pass the window, and those whose token has expired.
     fn broadcast(&self, events: &[EventEnvelope]) {
         let Some(last) = events.last().map(|e| e.seq) else { return };
+        let now = now_ms();
         for socket in self.state.get_websockets() {
-            let already = socket.deserialize_attachment::<Subscriber>().ok().flatten().map_or(0, |s| s.sent);
-            for event in events.iter().filter(|e| e.seq > already) {
+            let Some(mut subscriber) = Subscriber::load(&socket) else { continue };
+            if subscriber.expired(now) {
+                close_with_error(&socket, CLOSE_TOKEN_EXPIRED, "token_expired", "the token has expired; reconnect with a fresh one", json!({ "resume_after": subscriber.acked }));
+                continue;
+            }
+            if !subscriber.live {
+                continue; // catching up from the log as it acks
+            }
+            let fresh: Vec<&EventEnvelope> = events.iter().filter(|e| e.seq > subscriber.sent).collect();
+            if subscriber.sent + fresh.len() as u64 - subscriber.acked > self.config.ws_ack_window {
+                close_with_error(
+                    &socket,
+                    CLOSE_SLOW_CONSUMER,
+                    "slow_consumer",
+                    &format!("more than {} events unacknowledged; reconnect with after={}", self.config.ws_ack_window, subscriber.acked),
+                    json!({ "resume_after": subscriber.acked }),
+                );
+                continue;
+            }
+            for event in fresh {
                 send_event(&socket, event);
             }
-            let _ = socket.serialize_attachment(Subscriber { sent: last.max(already) });
+            subscriber.sent = subscriber.sent.max(last);
+            subscriber.save(&socket);
         }
+    }
+
+    /// A client frame: an ack, counted against the per-second frame limit.
+    fn on_client_frame(&self, socket: &WebSocket, text: Option<String>) -> ApiResult<()> {
+        let Some(mut subscriber) = Subscriber::load(socket) else { return Ok(()) };
+        if !subscriber.count_frame(now_ms(), self.config.ws_max_frames_per_second) {
+            close_with_error(
+                socket,
+                CLOSE_RATE_LIMITED,
+                "rate_limited",
+                &format!("more than {} frames per second", self.config.ws_max_frames_per_second),
+                json!({ "resume_after": subscriber.acked }),
+            );
+            return Ok(());
+        }
+        let frame = text.as_deref().map(serde_json::from_str::<ClientFrame>);
+        match frame {
+            Some(Ok(ClientFrame::Ack { seq })) => {
+                subscriber.acked = subscriber.acked.max(seq.min(subscriber.sent));
+                if !subscriber.live {
+                    if let Some(id) = self.socket_identity(socket) {
+                        let window = self.config.ws_ack_window;
+                        self.with_aggregate(&id.borrow(), |store, loaded| {
+                            pump(socket, &mut subscriber, store, loaded.version, window, |e| id.borrow().envelope(e))
+                                .map_err(ApiError::internal)
+                        })?;
+                    }
+                }
+            }
+            _ => {
+                let _ = socket.send_with_str(
+                    json!({ "kind": "error", "code": "bad_request", "message": r#"client frames are {"kind":"ack","seq":N}"# })
+                        .to_string(),
+                );
+            }
+        }
+        subscriber.save(socket);
+        Ok(())
+    }
+
+    /// The aggregate a socket belongs to, from the tags it was accepted with.
+    fn socket_identity(&self, socket: &WebSocket) -> Option<OwnedIdentity> {
+        let tags = self.state.get_tags(socket);
+        let (aggregate_type, aggregate_id) = tags.first()?.split_once(':')?;
+        Some(OwnedIdentity { aggregate_type: aggregate_type.to_owned(), aggregate_id: aggregate_id.to_owned() })
+    }
+}
+
+struct OwnedIdentity {
+    aggregate_type: String,
+    aggregate_id: String,
+}
+
+impl OwnedIdentity {
+    fn borrow(&self) -> Identity<'_> {
+        Identity { aggregate_type: &self.aggregate_type, aggregate_id: &self.aggregate_id }
     }
 }
 
@@ -333,11 +414,6 @@ impl Identity<'_> {
     fn no_events(&self) -> ApiError {
         ApiError::not_found(format!("{}/{} has no events", self.aggregate_type, self.aggregate_id))
     }
-}
-
-fn send_event(socket: &WebSocket, event: &EventEnvelope) {
-    // A socket that is closing fails to send; it is dropped by the runtime.
-    let _ = socket.send_with_str(json!({ "kind": "event", "event": event }).to_string());
 }
 
 fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {

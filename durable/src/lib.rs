@@ -8,6 +8,7 @@
 //! * [`aggregate_object`] — `AggregateObject`, one per aggregate: event log, commands,
 //!   state and time travel, listings, hibernating WebSocket subscriptions.
 //! * [`sqlite`] — the SQLite event store (schema, atomic append, reads).
+//! * [`subscription`] — the WebSocket protocol: frames, acknowledgement window, close codes.
 //! * [`http`] — the one error type and its JSON body, listing encodings (JSON, NDJSON,
 //!   MessagePack), query parsing shared with the Worker.
 //! * [`config`] — limits and tunables read from the Worker's vars.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod http;
 pub mod names;
 pub mod sqlite;
+pub mod subscription;
 
 pub use aggregate_object::AggregateObject;
 pub use config::Config;

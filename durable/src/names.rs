@@ -8,6 +8,13 @@
 pub const ACTOR_HEADER: &str = "x-edgeloop-actor";
 /// Header carrying the tenant into an object.
 pub const TENANT_HEADER: &str = "x-edgeloop-tenant";
+/// Header telling an object to answer a WebSocket upgrade with this subprotocol (the
+/// client offered it alongside a `bearer.` token entry).
+pub const WS_PROTOCOL_HEADER: &str = "x-edgeloop-ws-protocol";
+/// Header carrying the token's expiry (Unix seconds): a socket is closed when it passes.
+pub const EXPIRES_HEADER: &str = "x-edgeloop-expires";
+/// Every trusted header: the Worker deletes all of them from client requests.
+pub const TRUSTED_HEADERS: &[&str] = &[ACTOR_HEADER, TENANT_HEADER, WS_PROTOCOL_HEADER, EXPIRES_HEADER];
 /// Diagnostic header naming the object instance that answered (changes after eviction).
 pub const INSTANCE_HEADER: &str = "x-edgeloop-instance";
 

@@ -1,0 +1,95 @@
+//! The gate: the one place every request passes before a handler runs.
+//!
+//! In order: the body-size limit (413), then — for every route but `/healthz` —
+//! authentication (401), authorization by scope (403), and the tenant that namespaces
+//! everything the request touches.
+//!
+//! Where the token comes from: `Authorization: Bearer <jwt>` everywhere. Browsers cannot
+//! set headers on a WebSocket, so socket routes also accept the token as a
+//! `Sec-WebSocket-Protocol` entry `bearer.<jwt>` offered next to `edgeloop.v1` (preferred:
+//! it stays out of URLs, logs and browser history), or as an `access_token` query parameter
+//! (for clients that cannot set subprotocols).
+
+use auth::{AuthError, Principal, WS_PROTOCOL};
+use durable::Config;
+use durable::http::{ApiError, ApiResult};
+use worker::{Env, Request};
+
+use crate::routes::Route;
+
+/// What the gate established about an admitted request.
+#[derive(Debug, Clone, Default)]
+pub struct Admitted {
+    /// The caller; `None` only on open routes.
+    pub principal: Option<Principal>,
+    /// The subprotocol a WebSocket upgrade must answer with.
+    pub ws_protocol: Option<&'static str>,
+}
+
+impl Admitted {
+    pub fn tenant(&self) -> Option<&str> {
+        self.principal.as_ref().map(|p| p.tenant.as_str())
+    }
+}
+
+/// The secret binding tokens are verified with.
+const SECRET: &str = "AUTH_SECRET";
+
+pub fn admit(req: &Request, env: &Env, config: &Config, route: &Route) -> ApiResult<Admitted> {
+    if let Some(length) = req.headers().get("content-length")?.and_then(|v| v.parse::<u64>().ok())
+        && length > config.max_body_bytes as u64
+    {
+        return Err(durable::aggregate_object::too_large(config.max_body_bytes));
+    }
+    let Some(scope) = route.scope() else { return Ok(Admitted::default()) };
+    let (token, ws_protocol) = credentials(req, route)?;
+    let token = token.ok_or_else(|| unauthorized(AuthError::Missing))?;
+    let secret = secret(env);
+    let now = worker::Date::now().as_millis() / 1000;
+    let principal = auth::verify(&token, secret.as_bytes(), now).map_err(|e| {
+        if e == AuthError::Unconfigured {
+            worker::console_error!("AUTH_SECRET is not set: every authenticated route is refused");
+        }
+        unauthorized(e)
+    })?;
+    principal.require(scope).map_err(|e| ApiError::forbidden(e.to_string()).with_detail("required_scope", scope.to_string()))?;
+    Ok(Admitted { principal: Some(principal), ws_protocol })
+}
+
+fn unauthorized(e: AuthError) -> ApiError {
+    ApiError::unauthorized(e.to_string())
+}
+
+fn secret(env: &Env) -> String {
+    env.secret(SECRET)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(SECRET).map(|v| v.to_string()))
+        .unwrap_or_default()
+}
+
+/// The presented token, and the subprotocol to answer a socket upgrade with.
+fn credentials(req: &Request, route: &Route) -> ApiResult<(Option<String>, Option<&'static str>)> {
+    if let Some(header) = req.headers().get("authorization")? {
+        let token = auth::bearer_from_header(&header).ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+        })?;
+        return Ok((Some(token.to_owned()), None));
+    }
+    if !route.is_socket() {
+        return Ok((None, None));
+    }
+    if let Some(header) = req.headers().get("sec-websocket-protocol")? {
+        let offered = auth::parse_ws_protocols(&header);
+        if let Some(token) = offered.token {
+            if !offered.offers_edgeloop_v1 {
+                return Err(ApiError::bad_request(format!(
+                    "a `bearer.` token in Sec-WebSocket-Protocol must be offered with `{WS_PROTOCOL}`"
+                )));
+            }
+            return Ok((Some(token.to_owned()), Some(WS_PROTOCOL)));
+        }
+    }
+    let url = req.url()?;
+    let token = url.query_pairs().find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned());
+    Ok((token, None))
+}
