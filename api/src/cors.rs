@@ -24,11 +24,21 @@ pub struct Cors {
 
 impl Cors {
     pub fn from_env(env: &Env) -> Self {
-        Self::parse(&env.var("CORS_ALLOWED_ORIGINS").map(|v| v.to_string()).unwrap_or_default())
+        Self::parse(
+            &env.var("CORS_ALLOWED_ORIGINS")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        )
     }
 
     pub fn parse(list: &str) -> Self {
-        Self { allowed: list.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect() }
+        Self {
+            allowed: list
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+        }
     }
 
     pub fn allows(&self, origin: &str) -> bool {
@@ -37,7 +47,10 @@ impl Cors {
                 || pattern == origin
                 || pattern.strip_suffix(":*").is_some_and(|base| {
                     origin.strip_prefix(base).is_some_and(|rest| {
-                        rest.is_empty() || rest.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                        rest.is_empty()
+                            || rest.strip_prefix(':').is_some_and(|p| {
+                                !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+                            })
                     })
                 })
         })
@@ -54,7 +67,9 @@ impl Cors {
             let _ = headers.set("access-control-max-age", MAX_AGE);
         }
         let _ = headers.set("vary", "Origin");
-        Response::empty().map(|r| r.with_status(204).with_headers(headers)).unwrap_or_else(|_| durable::ApiError::internal("no response").into_response())
+        Response::empty()
+            .map(|r| r.with_status(204).with_headers(headers))
+            .unwrap_or_else(|_| durable::ApiError::internal("no response").into_response())
     }
 
     /// Adds CORS headers to an answer for an allowed origin. WebSocket upgrades are left

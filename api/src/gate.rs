@@ -36,12 +36,17 @@ impl Admitted {
 const SECRET: &str = "AUTH_SECRET";
 
 pub fn admit(req: &Request, env: &Env, config: &Config, route: &Route) -> ApiResult<Admitted> {
-    if let Some(length) = req.headers().get("content-length")?.and_then(|v| v.parse::<u64>().ok())
+    if let Some(length) = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<u64>().ok())
         && length > config.max_body_bytes as u64
     {
         return Err(durable::aggregate_object::too_large(config.max_body_bytes));
     }
-    let Some(scope) = route.scope() else { return Ok(Admitted::default()) };
+    let Some(scope) = route.scope() else {
+        return Ok(Admitted::default());
+    };
     let (token, ws_protocol) = credentials(req, route)?;
     let token = token.ok_or_else(|| unauthorized(AuthError::Missing))?;
     let secret = secret(env);
@@ -52,8 +57,13 @@ pub fn admit(req: &Request, env: &Env, config: &Config, route: &Route) -> ApiRes
         }
         unauthorized(e)
     })?;
-    principal.require(scope).map_err(|e| ApiError::forbidden(e.to_string()).with_detail("required_scope", scope.to_string()))?;
-    Ok(Admitted { principal: Some(principal), ws_protocol })
+    principal.require(scope).map_err(|e| {
+        ApiError::forbidden(e.to_string()).with_detail("required_scope", scope.to_string())
+    })?;
+    Ok(Admitted {
+        principal: Some(principal),
+        ws_protocol,
+    })
 }
 
 fn unauthorized(e: AuthError) -> ApiError {
@@ -90,6 +100,9 @@ fn credentials(req: &Request, route: &Route) -> ApiResult<(Option<String>, Optio
         }
     }
     let url = req.url()?;
-    let token = url.query_pairs().find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned());
+    let token = url
+        .query_pairs()
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v.into_owned());
     Ok((token, None))
 }

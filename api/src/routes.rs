@@ -1,7 +1,9 @@
 //! The route table.
 
 use durable::http::{ApiError, ApiResult, json_response};
-use durable::names::{self, ACTOR_HEADER, EXPIRES_HEADER, TENANT_HEADER, TRUSTED_HEADERS, WS_PROTOCOL_HEADER};
+use durable::names::{
+    self, ACTOR_HEADER, EXPIRES_HEADER, TENANT_HEADER, TRUSTED_HEADERS, WS_PROTOCOL_HEADER,
+};
 use serde_json::json;
 use worker::{Env, Method, Request, Response};
 
@@ -14,7 +16,11 @@ const AGGREGATES: &str = "AGGREGATES";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
-    Aggregate { aggregate_type: String, aggregate_id: String, op: AggregateOp },
+    Aggregate {
+        aggregate_type: String,
+        aggregate_id: String,
+        op: AggregateOp,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,13 +36,22 @@ impl Route {
     pub fn scope(&self) -> Option<auth::Scope> {
         match self {
             Route::Health => None,
-            Route::Aggregate { op: AggregateOp::Command, .. } => Some(auth::Scope::Commands),
+            Route::Aggregate {
+                op: AggregateOp::Command,
+                ..
+            } => Some(auth::Scope::Commands),
             Route::Aggregate { .. } => Some(auth::Scope::Read),
         }
     }
 
     pub fn is_socket(&self) -> bool {
-        matches!(self, Route::Aggregate { op: AggregateOp::Socket, .. })
+        matches!(
+            self,
+            Route::Aggregate {
+                op: AggregateOp::Socket,
+                ..
+            }
+        )
     }
 }
 
@@ -48,7 +63,11 @@ pub fn match_route(req: &Request) -> ApiResult<Route> {
     let method = req.method();
     let expect = |allowed: Method| -> ApiResult<()> {
         let ok = method == allowed || (allowed == Method::Get && method == Method::Head);
-        if ok { Ok(()) } else { Err(ApiError::method_not_allowed(allowed.as_ref())) }
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_allowed(allowed.as_ref()))
+        }
     };
     match segments.as_slice() {
         ["healthz"] => expect(Method::Get).map(|_| Route::Health),
@@ -60,18 +79,35 @@ pub fn match_route(req: &Request) -> ApiResult<Route> {
                 ["commands"] => AggregateOp::Command,
                 _ => return Err(ApiError::not_found(format!("no route for {path}"))),
             };
-            expect(if op == AggregateOp::Command { Method::Post } else { Method::Get })?;
-            Ok(Route::Aggregate { aggregate_type: aggregate_type.to_string(), aggregate_id: aggregate_id.to_string(), op })
+            expect(if op == AggregateOp::Command {
+                Method::Post
+            } else {
+                Method::Get
+            })?;
+            Ok(Route::Aggregate {
+                aggregate_type: aggregate_type.to_string(),
+                aggregate_id: aggregate_id.to_string(),
+                op,
+            })
         }
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }
 
 /// Runs an admitted request.
-pub async fn dispatch(req: Request, env: &Env, route: Route, admitted: Admitted) -> ApiResult<Response> {
+pub async fn dispatch(
+    req: Request,
+    env: &Env,
+    route: Route,
+    admitted: Admitted,
+) -> ApiResult<Response> {
     match route {
         Route::Health => Ok(json_response(&json!({ "status": "ok" }), 200)),
-        Route::Aggregate { aggregate_type, aggregate_id, .. } => {
+        Route::Aggregate {
+            aggregate_type,
+            aggregate_id,
+            ..
+        } => {
             if !domain::registry::is_known(&aggregate_type) {
                 return Err(ApiError::not_found(format!(
                     "unknown aggregate type `{aggregate_type}`; known types: {}",
@@ -92,7 +128,12 @@ pub async fn dispatch(req: Request, env: &Env, route: Route, admitted: Admitted)
 
 /// Forwards a request to the named aggregate object, with the principal in trusted
 /// headers. Client-sent copies of those headers are always removed first.
-async fn forward(req: Request, env: &Env, object: &str, admitted: &Admitted) -> ApiResult<Response> {
+async fn forward(
+    req: Request,
+    env: &Env,
+    object: &str,
+    admitted: &Admitted,
+) -> ApiResult<Response> {
     let mut inner = req.clone_mut()?;
     let headers = inner.headers_mut()?;
     for header in TRUSTED_HEADERS {
@@ -106,6 +147,9 @@ async fn forward(req: Request, env: &Env, object: &str, admitted: &Admitted) -> 
     if let Some(protocol) = admitted.ws_protocol {
         headers.set(WS_PROTOCOL_HEADER, protocol)?;
     }
-    let stub = env.durable_object(AGGREGATES)?.id_from_name(object)?.get_stub()?;
+    let stub = env
+        .durable_object(AGGREGATES)?
+        .id_from_name(object)?
+        .get_stub()?;
     Ok(stub.fetch_with_request(inner).await?)
 }

@@ -20,7 +20,10 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(rule: &'static str, message: impl Into<String>) -> Self {
-        Self { rule, message: message.into() }
+        Self {
+            rule,
+            message: message.into(),
+        }
     }
 }
 
@@ -49,7 +52,11 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 
 
     /// Lifts a stored payload of `(event_type, schema_version)` to the current schema,
     /// returning the new schema version. Runs before decoding. The default is identity.
-    fn upcast(event_type: &str, schema_version: u32, data: Value) -> Result<(u32, Value), CodecError> {
+    fn upcast(
+        event_type: &str,
+        schema_version: u32,
+        data: Value,
+    ) -> Result<(u32, Value), CodecError> {
         let _ = event_type;
         Ok((schema_version, data))
     }
@@ -64,7 +71,9 @@ pub struct NewEvent {
 }
 
 /// One aggregate type: its state, commands, events and rules.
-pub trait Aggregate: Default + Clone + Serialize + DeserializeOwned + std::fmt::Debug + 'static {
+pub trait Aggregate:
+    Default + Clone + Serialize + DeserializeOwned + std::fmt::Debug + 'static
+{
     /// The aggregate type name used in routes, e.g. `board`.
     const TYPE: &'static str;
     /// Commands, adjacently tagged: `{"type": "AddCard", "data": {...}}`.
@@ -85,7 +94,12 @@ pub trait AggregateState: std::fmt::Debug {
     /// Decodes `{type, data}` into the aggregate's command and decides it.
     fn decide(&self, command_type: &str, data: Value) -> Result<Vec<NewEvent>, CommandError>;
     /// Upcasts, decodes and applies one stored event.
-    fn apply(&mut self, event_type: &str, schema_version: u32, data: Value) -> Result<(), CodecError>;
+    fn apply(
+        &mut self,
+        event_type: &str,
+        schema_version: u32,
+        data: Value,
+    ) -> Result<(), CodecError>;
     /// The state as clients see it.
     fn to_json(&self) -> Value;
     /// The state as a snapshot (MessagePack).
@@ -110,7 +124,11 @@ impl<A: Aggregate> State<A> {
 }
 
 /// Decodes a stored event of `A` (running its upcasters first).
-pub fn decode_event<A: Aggregate>(event_type: &str, schema_version: u32, data: Value) -> Result<A::Event, CodecError> {
+pub fn decode_event<A: Aggregate>(
+    event_type: &str,
+    schema_version: u32,
+    data: Value,
+) -> Result<A::Event, CodecError> {
     let (_, data) = A::Event::upcast(event_type, schema_version, data)?;
     serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
         .map_err(|e| CodecError::new(format!("cannot decode {} event {event_type}: {e}", A::TYPE)))
@@ -119,8 +137,15 @@ pub fn decode_event<A: Aggregate>(event_type: &str, schema_version: u32, data: V
 /// Splits a typed event into the name, schema version and `data` that are stored.
 pub fn encode_event<E: DomainEvent>(event: &E) -> Result<NewEvent, CodecError> {
     let mut tagged = serde_json::to_value(event).map_err(|e| CodecError::new(e.to_string()))?;
-    let data = tagged.get_mut("data").map(Value::take).unwrap_or(Value::Object(Default::default()));
-    Ok(NewEvent { event_type: event.event_type(), schema_version: event.schema_version(), data })
+    let data = tagged
+        .get_mut("data")
+        .map(Value::take)
+        .unwrap_or(Value::Object(Default::default()));
+    Ok(NewEvent {
+        event_type: event.event_type(),
+        schema_version: event.schema_version(),
+        data,
+    })
 }
 
 impl<A: Aggregate> AggregateState for State<A> {
@@ -129,9 +154,16 @@ impl<A: Aggregate> AggregateState for State<A> {
     }
 
     fn decide(&self, command_type: &str, data: Value) -> Result<Vec<NewEvent>, CommandError> {
-        let data = if data.is_null() { Value::Object(Default::default()) } else { data };
-        let command: A::Command = serde_json::from_value(serde_json::json!({ "type": command_type, "data": data }))
-            .map_err(|e| CommandError::BadCommand(command_decode_message(A::TYPE, command_type, &e)))?;
+        let data = if data.is_null() {
+            Value::Object(Default::default())
+        } else {
+            data
+        };
+        let command: A::Command =
+            serde_json::from_value(serde_json::json!({ "type": command_type, "data": data }))
+                .map_err(|e| {
+                    CommandError::BadCommand(command_decode_message(A::TYPE, command_type, &e))
+                })?;
         let events = self.0.decide(command)?;
         events
             .iter()
@@ -140,7 +172,12 @@ impl<A: Aggregate> AggregateState for State<A> {
             .map_err(|e| CommandError::BadCommand(e.to_string()))
     }
 
-    fn apply(&mut self, event_type: &str, schema_version: u32, data: Value) -> Result<(), CodecError> {
+    fn apply(
+        &mut self,
+        event_type: &str,
+        schema_version: u32,
+        data: Value,
+    ) -> Result<(), CodecError> {
         let event = decode_event::<A>(event_type, schema_version, data)?;
         self.0.apply(&event);
         Ok(())
@@ -160,10 +197,16 @@ impl<A: Aggregate> AggregateState for State<A> {
 }
 
 /// serde's message for an unknown variant lists every variant; keep it, it helps clients.
-fn command_decode_message(aggregate_type: &str, command_type: &str, e: &serde_json::Error) -> String {
+fn command_decode_message(
+    aggregate_type: &str,
+    command_type: &str,
+    e: &serde_json::Error,
+) -> String {
     let text = e.to_string();
     if text.starts_with("unknown variant") {
-        format!("unknown command type `{command_type}` for aggregate type `{aggregate_type}`: {text}")
+        format!(
+            "unknown command type `{command_type}` for aggregate type `{aggregate_type}`: {text}"
+        )
     } else {
         format!("invalid `{command_type}` command: {text}")
     }

@@ -1,7 +1,7 @@
 //! The one storage codec: MessagePack with named fields (rmp-serde), so payloads stay
 //! self-describing and fields can be added without breaking old rows.
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("codec: {0}")]
@@ -45,7 +45,10 @@ mod tests {
     fn values_round_trip_with_field_names() {
         let value = json!({"card_id": "c1", "labels": ["a", "b"], "n": -3, "x": 1.5, "none": null});
         let bytes = encode(&value);
-        assert!(bytes.windows(7).any(|w| w == b"card_id"), "fields are stored by name");
+        assert!(
+            bytes.windows(7).any(|w| w == b"card_id"),
+            "fields are stored by name"
+        );
         assert_eq!(decode::<Value>(&bytes), Ok(value));
     }
 

@@ -51,7 +51,9 @@ pub fn format_timestamp(unix_ms: i64) -> String {
 
 /// Parses an RFC 3339 timestamp (any offset) into milliseconds since the Unix epoch.
 pub fn parse_timestamp(text: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_millis())
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 #[cfg(test)]
@@ -60,14 +62,23 @@ mod tests {
 
     #[test]
     fn timestamps_have_milliseconds_and_z() {
-        assert_eq!(format_timestamp(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            format_timestamp(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
         assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]
     fn parsing_accepts_offsets_and_round_trips() {
-        assert_eq!(parse_timestamp("2023-11-14T22:13:20.123Z"), Some(1_700_000_000_123));
-        assert_eq!(parse_timestamp("2023-11-14T23:13:20.123+01:00"), Some(1_700_000_000_123));
+        assert_eq!(
+            parse_timestamp("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            parse_timestamp("2023-11-14T23:13:20.123+01:00"),
+            Some(1_700_000_000_123)
+        );
         assert_eq!(parse_timestamp("yesterday"), None);
     }
 }

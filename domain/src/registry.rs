@@ -22,7 +22,10 @@ pub fn new_state(aggregate_type: &str) -> Option<Box<dyn AggregateState>> {
 }
 
 /// A state restored from a snapshot; `None` for an unknown type.
-pub fn restore_state(aggregate_type: &str, snapshot: &[u8]) -> Option<Result<Box<dyn AggregateState>, CodecError>> {
+pub fn restore_state(
+    aggregate_type: &str,
+    snapshot: &[u8],
+) -> Option<Result<Box<dyn AggregateState>, CodecError>> {
     fn boxed<A: Aggregate>(snapshot: &[u8]) -> Result<Box<dyn AggregateState>, CodecError> {
         State::<A>::restore(snapshot).map(|s| Box::new(s) as Box<dyn AggregateState>)
     }

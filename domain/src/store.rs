@@ -86,12 +86,22 @@ pub struct ReadQuery {
 
 impl ReadQuery {
     pub fn forward(after: u64, limit: usize) -> Self {
-        Self { direction: Direction::Forward, after, before: None, limit }
+        Self {
+            direction: Direction::Forward,
+            after,
+            before: None,
+            limit,
+        }
     }
 
     /// Newest first, below `before` (`None`: from the newest event).
     pub fn backward(before: Option<u64>, limit: usize) -> Self {
-        Self { direction: Direction::Backward, after: 0, before, limit }
+        Self {
+            direction: Direction::Backward,
+            after: 0,
+            before,
+            limit,
+        }
     }
 }
 
@@ -108,7 +118,11 @@ pub trait EventStore {
     fn version(&self) -> Result<u64, StoreError>;
     /// Appends events that continue the log densely, all or nothing, remembering
     /// `idempotency_key` (when given) as the key they were appended under.
-    fn append(&mut self, events: &[StoredEvent], idempotency_key: Option<&str>) -> Result<(), StoreError>;
+    fn append(
+        &mut self,
+        events: &[StoredEvent],
+        idempotency_key: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Reads a range of the log.
     fn read(&self, query: &ReadQuery) -> Result<Vec<StoredEvent>, StoreError>;
     /// The events appended under an idempotency key, if that key was used.
@@ -198,7 +212,11 @@ const REPLAY_PAGE: usize = 1000;
 
 impl Loaded {
     /// Loads the current state: the newest snapshot, then the tail of the log.
-    pub fn load(store: &impl EventStore, aggregate_type: &str, aggregate_id: &str) -> Result<Self, LoadError> {
+    pub fn load(
+        store: &impl EventStore,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Self, LoadError> {
         let version = store.version()?;
         Self::at_version(store, aggregate_type, aggregate_id, version)
     }
@@ -233,11 +251,18 @@ impl Loaded {
                 break;
             }
             for event in page {
-                state.apply(&event.event_type, event.schema_version, event.data).map_err(StoreError::from)?;
+                state
+                    .apply(&event.event_type, event.schema_version, event.data)
+                    .map_err(StoreError::from)?;
                 seq = event.seq;
             }
         }
-        Ok(Self { aggregate_type: aggregate_type.to_owned(), aggregate_id: aggregate_id.to_owned(), version: seq, state })
+        Ok(Self {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            version: seq,
+            state,
+        })
     }
 
     /// Runs one command: idempotency look-up, version check, decide, append, apply, and a
@@ -254,12 +279,19 @@ impl Loaded {
             && let Some(events) = store.idempotent_events(key)?
         {
             let version = events.last().map_or(self.version, |e| e.seq);
-            return Ok(CommandOutcome { version, events, replayed: true });
+            return Ok(CommandOutcome {
+                version,
+                events,
+                replayed: true,
+            });
         }
         request.expected_version.check(self.version)?;
         let decided = self.state.decide(&request.command_type, request.data)?;
         if decided.len() > inputs.max_events {
-            return Err(ExecuteError::TooManyEvents { produced: decided.len(), limit: inputs.max_events });
+            return Err(ExecuteError::TooManyEvents {
+                produced: decided.len(),
+                limit: inputs.max_events,
+            });
         }
         let events: Vec<StoredEvent> = decided
             .into_iter()
@@ -277,7 +309,8 @@ impl Loaded {
         // Fold into a copy first: if an event failed to apply, nothing would be written.
         let mut next = self.state.clone();
         for event in &events {
-            next.apply(&event.event_type, event.schema_version, event.data.clone()).map_err(StoreError::from)?;
+            next.apply(&event.event_type, event.schema_version, event.data.clone())
+                .map_err(StoreError::from)?;
         }
         store.append(&events, inputs.idempotency_key)?;
         let previous = self.version;
@@ -285,8 +318,15 @@ impl Loaded {
         self.version += events.len() as u64;
         if snapshot_every > 0 && self.version / snapshot_every > previous / snapshot_every {
             // A snapshot is an optimisation: failing to write one loses nothing.
-            let _ = store.save_snapshot(Snapshot { seq: self.version, state: self.state.to_snapshot() });
+            let _ = store.save_snapshot(Snapshot {
+                seq: self.version,
+                state: self.state.to_snapshot(),
+            });
         }
-        Ok(CommandOutcome { version: self.version, events, replayed: false })
+        Ok(CommandOutcome {
+            version: self.version,
+            events,
+            replayed: false,
+        })
     }
 }

@@ -32,7 +32,14 @@ impl ExpectedVersion {
             ExpectedVersion::Exists => actual > 0,
             ExpectedVersion::Exact(n) => n == actual,
         };
-        if holds { Ok(()) } else { Err(VersionConflict { expected: self, actual }) }
+        if holds {
+            Ok(())
+        } else {
+            Err(VersionConflict {
+                expected: self,
+                actual,
+            })
+        }
     }
 }
 
@@ -70,7 +77,9 @@ impl<'de> Deserialize<'de> for ExpectedVersion {
                 Ok(ExpectedVersion::Exact(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                u64::try_from(v).map(ExpectedVersion::Exact).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+                u64::try_from(v)
+                    .map(ExpectedVersion::Exact)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 match v {

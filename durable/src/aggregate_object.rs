@@ -12,22 +12,28 @@
 use std::cell::RefCell;
 
 use domain::envelope::{Metadata, parse_timestamp};
-use domain::store::{CommandInputs, CommandRequest, Direction, EventStore, Loaded, ReadQuery, StoredEvent};
+use domain::store::{
+    CommandInputs, CommandRequest, Direction, EventStore, Loaded, ReadQuery, StoredEvent,
+};
 use domain::{EventEnvelope, registry};
 use serde::Serialize;
 use serde_json::json;
-use worker::{DurableObject, Env, Method, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair, durable_object};
+use worker::{
+    DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair, durable_object,
+};
 
 use crate::config::Config;
 use crate::http::{
-    self, ApiError, ApiResult, Encoding, EventPage, Query, check_params, json_response, listing_params, page_response,
-    query_pairs, u64_param,
+    self, ApiError, ApiResult, Encoding, EventPage, Query, check_params, json_response,
+    listing_params, page_response, query_pairs, u64_param,
 };
 use crate::names::{ACTOR_HEADER, EXPIRES_HEADER, INSTANCE_HEADER, WS_PROTOCOL_HEADER};
-use crate::subscription::{
-    CLOSE_RATE_LIMITED, CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, ClientFrame, Subscriber, close_with_error, pump, send_event,
-};
 use crate::sqlite::SqliteStore;
+use crate::subscription::{
+    CLOSE_RATE_LIMITED, CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, ClientFrame, Subscriber,
+    close_with_error, pump, send_event,
+};
 
 /// Longest accepted `Idempotency-Key`, in bytes.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -90,7 +96,11 @@ impl DurableObject for AggregateObject {
         Ok(response)
     }
 
-    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
         let text = match message {
             WebSocketIncomingMessage::String(text) => Some(text),
             WebSocketIncomingMessage::Binary(_) => None,
@@ -101,9 +111,18 @@ impl DurableObject for AggregateObject {
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, code: usize, reason: String, _was_clean: bool) -> Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
         // Complete the closing handshake; the socket may already be gone.
-        let code = u16::try_from(code).ok().filter(|c| *c == 1000 || (3000..5000).contains(c)).unwrap_or(1000);
+        let code = u16::try_from(code)
+            .ok()
+            .filter(|c| *c == 1000 || (3000..5000).contains(c))
+            .unwrap_or(1000);
         let _ = ws.close(Some(code), Some(reason));
         Ok(())
     }
@@ -126,9 +145,14 @@ impl AggregateObject {
             _ => return Err(ApiError::not_found("no such route")),
         };
         if !registry::is_known(aggregate_type) {
-            return Err(ApiError::not_found(format!("unknown aggregate type `{aggregate_type}`")));
+            return Err(ApiError::not_found(format!(
+                "unknown aggregate type `{aggregate_type}`"
+            )));
         }
-        let id = Identity { aggregate_type, aggregate_id };
+        let id = Identity {
+            aggregate_type,
+            aggregate_id,
+        };
         let query = query_pairs(&url);
         match route {
             Route::Commands => self.command(req, &id).await,
@@ -139,17 +163,26 @@ impl AggregateObject {
     }
 
     /// Runs `f` with the store and the loaded aggregate (loading it on first use).
-    fn with_aggregate<T>(&self, id: &Identity, f: impl FnOnce(&mut SqliteStore, &mut Loaded) -> ApiResult<T>) -> ApiResult<T> {
+    fn with_aggregate<T>(
+        &self,
+        id: &Identity,
+        f: impl FnOnce(&mut SqliteStore, &mut Loaded) -> ApiResult<T>,
+    ) -> ApiResult<T> {
         let mut store_slot = self.store.borrow_mut();
         if store_slot.is_none() {
-            *store_slot = Some(SqliteStore::open(self.state.storage().sql()).map_err(ApiError::internal)?);
+            *store_slot =
+                Some(SqliteStore::open(self.state.storage().sql()).map_err(ApiError::internal)?);
         }
-        let store = store_slot.as_mut().ok_or_else(|| ApiError::internal("store not open"))?;
+        let store = store_slot
+            .as_mut()
+            .ok_or_else(|| ApiError::internal("store not open"))?;
         let mut loaded_slot = self.loaded.borrow_mut();
         if loaded_slot.is_none() {
             *loaded_slot = Some(Loaded::load(store, id.aggregate_type, id.aggregate_id)?);
         }
-        let loaded = loaded_slot.as_mut().ok_or_else(|| ApiError::internal("aggregate not loaded"))?;
+        let loaded = loaded_slot
+            .as_mut()
+            .ok_or_else(|| ApiError::internal("aggregate not loaded"))?;
         f(store, loaded)
     }
 
@@ -177,7 +210,9 @@ impl AggregateObject {
             max_events: self.config.max_events_per_command,
         };
         let snapshot_every = self.config.snapshot_every;
-        let outcome = self.with_aggregate(id, |store, loaded| Ok(loaded.execute(store, request, inputs, snapshot_every)?))?;
+        let outcome = self.with_aggregate(id, |store, loaded| {
+            Ok(loaded.execute(store, request, inputs, snapshot_every)?)
+        })?;
         let envelopes: Vec<EventEnvelope> = outcome.events.iter().map(|e| id.envelope(e)).collect();
         if !outcome.replayed {
             self.broadcast(&envelopes);
@@ -202,12 +237,16 @@ impl AggregateObject {
         let at_version = u64_param(query, "at_version")?;
         let as_of = match http::param(query, "as_of") {
             Some(text) => Some(parse_timestamp(text).ok_or_else(|| {
-                ApiError::bad_request(format!("`as_of` must be an RFC 3339 timestamp, got `{text}`"))
+                ApiError::bad_request(format!(
+                    "`as_of` must be an RFC 3339 timestamp, got `{text}`"
+                ))
             })?),
             None => None,
         };
         if at_version.is_some() && as_of.is_some() {
-            return Err(ApiError::bad_request("give `at_version` or `as_of`, not both"));
+            return Err(ApiError::bad_request(
+                "give `at_version` or `as_of`, not both",
+            ));
         }
         let (version, state) = self.with_aggregate(id, |store, loaded| {
             if loaded.version == 0 {
@@ -232,7 +271,12 @@ impl AggregateObject {
             Ok((past.version, past.state.to_json()))
         })?;
         Ok(json_response(
-            &StateResponse { aggregate_type: id.aggregate_type, aggregate_id: id.aggregate_id, version, state },
+            &StateResponse {
+                aggregate_type: id.aggregate_type,
+                aggregate_id: id.aggregate_id,
+                version,
+                state,
+            },
             200,
         ))
     }
@@ -246,7 +290,12 @@ impl AggregateObject {
             }
             let version = loaded.version;
             let events = store
-                .read(&ReadQuery { direction: params.direction, after: params.after, before: params.before, limit: params.limit })
+                .read(&ReadQuery {
+                    direction: params.direction,
+                    after: params.after,
+                    before: params.before,
+                    limit: params.limit,
+                })
                 .map_err(ApiError::internal)?;
             let last = events.last().map(|e| e.seq);
             let envelopes = events.iter().map(|e| id.envelope(e)).collect();
@@ -256,9 +305,11 @@ impl AggregateObject {
                     next_after: Some(last.filter(|seq| *seq < version)),
                     next_before: None,
                 },
-                Direction::Backward => {
-                    EventPage { events: envelopes, next_after: None, next_before: Some(last.filter(|seq| *seq > 1)) }
-                }
+                Direction::Backward => EventPage {
+                    events: envelopes,
+                    next_after: None,
+                    next_before: Some(last.filter(|seq| *seq > 1)),
+                },
             })
         })?;
         Ok(page_response(&page, encoding))
@@ -278,11 +329,17 @@ impl AggregateObject {
         }
         check_params(query, &["after", "access_token"])?;
         let after = u64_param(query, "after")?.unwrap_or(0);
-        let expires_at = req.headers().get(EXPIRES_HEADER)?.and_then(|v| v.parse().ok());
+        let expires_at = req
+            .headers()
+            .get(EXPIRES_HEADER)?
+            .and_then(|v| v.parse().ok());
         let protocol = req.headers().get(WS_PROTOCOL_HEADER)?;
         if self.state.get_websockets().len() >= self.config.max_subscribers {
             return Err(ApiError::rate_limited(
-                format!("this aggregate has the maximum of {} live subscribers", self.config.max_subscribers),
+                format!(
+                    "this aggregate has the maximum of {} live subscribers",
+                    self.config.max_subscribers
+                ),
                 5,
             ));
         }
@@ -297,15 +354,28 @@ impl AggregateObject {
                 ))
                 .with_detail("version", loaded.version));
             }
-            self.state.accept_websocket_with_tags(&server, &[&format!("{}:{}", id.aggregate_type, id.aggregate_id)]);
+            self.state.accept_websocket_with_tags(
+                &server,
+                &[&format!("{}:{}", id.aggregate_type, id.aggregate_id)],
+            );
             let mut subscriber = Subscriber::new(after, expires_at);
-            pump(&server, &mut subscriber, store, loaded.version, window, |e| id.envelope(e)).map_err(ApiError::internal)?;
+            pump(
+                &server,
+                &mut subscriber,
+                store,
+                loaded.version,
+                window,
+                |e| id.envelope(e),
+            )
+            .map_err(ApiError::internal)?;
             subscriber.save(&server);
             Ok(())
         })?;
         let mut response = Response::from_websocket(pair.client)?;
         if let Some(protocol) = protocol {
-            response.headers_mut().set("sec-websocket-protocol", &protocol)?;
+            response
+                .headers_mut()
+                .set("sec-websocket-protocol", &protocol)?;
         }
         Ok(response)
     }
@@ -313,24 +383,38 @@ impl AggregateObject {
     /// Sends committed events to every live subscriber; closes those whose unacknowledged
     /// events would pass the window, and those whose token has expired.
     fn broadcast(&self, events: &[EventEnvelope]) {
-        let Some(last) = events.last().map(|e| e.seq) else { return };
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return;
+        };
         let now = now_ms();
         for socket in self.state.get_websockets() {
-            let Some(mut subscriber) = Subscriber::load(&socket) else { continue };
+            let Some(mut subscriber) = Subscriber::load(&socket) else {
+                continue;
+            };
             if subscriber.expired(now) {
-                close_with_error(&socket, CLOSE_TOKEN_EXPIRED, "token_expired", "the token has expired; reconnect with a fresh one", json!({ "resume_after": subscriber.acked }));
+                close_with_error(
+                    &socket,
+                    CLOSE_TOKEN_EXPIRED,
+                    "token_expired",
+                    "the token has expired; reconnect with a fresh one",
+                    json!({ "resume_after": subscriber.acked }),
+                );
                 continue;
             }
             if !subscriber.live {
                 continue; // catching up from the log as it acks
             }
-            let fresh: Vec<&EventEnvelope> = events.iter().filter(|e| e.seq > subscriber.sent).collect();
+            let fresh: Vec<&EventEnvelope> =
+                events.iter().filter(|e| e.seq > subscriber.sent).collect();
             if subscriber.sent + fresh.len() as u64 - subscriber.acked > self.config.ws_ack_window {
                 close_with_error(
                     &socket,
                     CLOSE_SLOW_CONSUMER,
                     "slow_consumer",
-                    &format!("more than {} events unacknowledged; reconnect with after={}", self.config.ws_ack_window, subscriber.acked),
+                    &format!(
+                        "more than {} events unacknowledged; reconnect with after={}",
+                        self.config.ws_ack_window, subscriber.acked
+                    ),
                     json!({ "resume_after": subscriber.acked }),
                 );
                 continue;
@@ -345,13 +429,18 @@ impl AggregateObject {
 
     /// A client frame: an ack, counted against the per-second frame limit.
     fn on_client_frame(&self, socket: &WebSocket, text: Option<String>) -> ApiResult<()> {
-        let Some(mut subscriber) = Subscriber::load(socket) else { return Ok(()) };
+        let Some(mut subscriber) = Subscriber::load(socket) else {
+            return Ok(());
+        };
         if !subscriber.count_frame(now_ms(), self.config.ws_max_frames_per_second) {
             close_with_error(
                 socket,
                 CLOSE_RATE_LIMITED,
                 "rate_limited",
-                &format!("more than {} frames per second", self.config.ws_max_frames_per_second),
+                &format!(
+                    "more than {} frames per second",
+                    self.config.ws_max_frames_per_second
+                ),
                 json!({ "resume_after": subscriber.acked }),
             );
             return Ok(());
@@ -360,14 +449,21 @@ impl AggregateObject {
         match frame {
             Some(Ok(ClientFrame::Ack { seq })) => {
                 subscriber.acked = subscriber.acked.max(seq.min(subscriber.sent));
-                if !subscriber.live {
-                    if let Some(id) = self.socket_identity(socket) {
-                        let window = self.config.ws_ack_window;
-                        self.with_aggregate(&id.borrow(), |store, loaded| {
-                            pump(socket, &mut subscriber, store, loaded.version, window, |e| id.borrow().envelope(e))
-                                .map_err(ApiError::internal)
-                        })?;
-                    }
+                if !subscriber.live
+                    && let Some(id) = self.socket_identity(socket)
+                {
+                    let window = self.config.ws_ack_window;
+                    self.with_aggregate(&id.borrow(), |store, loaded| {
+                        pump(
+                            socket,
+                            &mut subscriber,
+                            store,
+                            loaded.version,
+                            window,
+                            |e| id.borrow().envelope(e),
+                        )
+                        .map_err(ApiError::internal)
+                    })?;
                 }
             }
             _ => {
@@ -385,7 +481,10 @@ impl AggregateObject {
     fn socket_identity(&self, socket: &WebSocket) -> Option<OwnedIdentity> {
         let tags = self.state.get_tags(socket);
         let (aggregate_type, aggregate_id) = tags.first()?.split_once(':')?;
-        Some(OwnedIdentity { aggregate_type: aggregate_type.to_owned(), aggregate_id: aggregate_id.to_owned() })
+        Some(OwnedIdentity {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+        })
     }
 }
 
@@ -396,7 +495,10 @@ struct OwnedIdentity {
 
 impl OwnedIdentity {
     fn borrow(&self) -> Identity<'_> {
-        Identity { aggregate_type: &self.aggregate_type, aggregate_id: &self.aggregate_id }
+        Identity {
+            aggregate_type: &self.aggregate_type,
+            aggregate_id: &self.aggregate_id,
+        }
     }
 }
 
@@ -412,13 +514,21 @@ impl Identity<'_> {
     }
 
     fn no_events(&self) -> ApiError {
-        ApiError::not_found(format!("{}/{} has no events", self.aggregate_type, self.aggregate_id))
+        ApiError::not_found(format!(
+            "{}/{} has no events",
+            self.aggregate_type, self.aggregate_id
+        ))
     }
 }
 
 fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
-    let Some(key) = req.headers().get("idempotency-key")? else { return Ok(None) };
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+    let Some(key) = req.headers().get("idempotency-key")? else {
+        return Ok(None);
+    };
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+    {
         return Err(ApiError::bad_request(format!(
             "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
         )));
@@ -428,12 +538,18 @@ fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
 
 /// Reads the body, refusing more than `limit` bytes (413) whatever `Content-Length` says.
 async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
-    if let Some(length) = req.headers().get("content-length")?.and_then(|v| v.parse::<u64>().ok()) {
-        if length > limit as u64 {
-            return Err(too_large(limit));
-        }
+    if let Some(length) = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<u64>().ok())
+        && length > limit as u64
+    {
+        return Err(too_large(limit));
     }
-    let body = req.bytes().await.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+    let body = req
+        .bytes()
+        .await
+        .map_err(|_| ApiError::bad_request("the request body could not be read"))?;
     if body.len() > limit {
         return Err(too_large(limit));
     }
@@ -441,23 +557,43 @@ async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
 }
 
 pub fn too_large(limit: usize) -> ApiError {
-    ApiError::payload_too_large(format!("the request body is over the limit of {limit} bytes")).with_detail("limit", limit)
+    ApiError::payload_too_large(format!(
+        "the request body is over the limit of {limit} bytes"
+    ))
+    .with_detail("limit", limit)
 }
 
-/// Decodes a command body: JSON by default, MessagePack with `Content-Type: application/msgpack`.
+/// Decodes a command body: JSON by default, MessagePack with `Content-Type:
+/// application/msgpack`. Either way the body must be an object (serde would also accept
+/// the fields as a positional array, which is not part of the contract).
 fn decode_command(req: &Request, body: &[u8]) -> ApiResult<CommandRequest> {
-    let content_type = req.headers().get("content-type")?.unwrap_or_default().to_ascii_lowercase();
+    let content_type = req
+        .headers()
+        .get("content-type")?
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let media = content_type.split(';').next().unwrap_or("").trim();
-    match media {
-        "" | "application/json" => {
-            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid command body: {e}")))
+    let value: serde_json::Value = match media {
+        "" | "application/json" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?,
+        "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => {
+            domain::codec::decode(body).map_err(|e| {
+                ApiError::bad_request(format!("the body is not valid MessagePack: {e}"))
+            })?
         }
-        "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => rmp_serde::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("invalid MessagePack command body: {e}"))),
-        other => Err(ApiError::unsupported_media_type(format!(
-            "commands are `application/json` or `application/msgpack`, not `{other}`"
-        ))),
+        other => {
+            return Err(ApiError::unsupported_media_type(format!(
+                "commands are `application/json` or `application/msgpack`, not `{other}`"
+            )));
+        }
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            r#"a command is an object: {"type": …, "data": {…}, "expected_version": …}"#,
+        ));
     }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("invalid command: {e}")))
 }
 
 fn now_ms() -> i64 {
@@ -467,6 +603,7 @@ fn now_ms() -> i64 {
 /// A UUID v7: time-ordered, so ids sort roughly by recording time.
 fn new_event_id() -> String {
     let ms = now_ms().max(0) as u64;
-    let ts = uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
+    let ts =
+        uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
     uuid::Uuid::new_v7(ts).to_string()
 }

@@ -39,10 +39,14 @@ impl Config {
         let defaults = Self::default();
         Self {
             max_body_bytes: var(env, "MAX_BODY_BYTES").unwrap_or(defaults.max_body_bytes),
-            max_events_per_command: var(env, "MAX_EVENTS_PER_COMMAND").unwrap_or(defaults.max_events_per_command),
+            max_events_per_command: var(env, "MAX_EVENTS_PER_COMMAND")
+                .unwrap_or(defaults.max_events_per_command),
             snapshot_every: var(env, "SNAPSHOT_EVERY").unwrap_or(defaults.snapshot_every),
-            max_subscribers: var(env, "MAX_SUBSCRIBERS_PER_AGGREGATE").unwrap_or(defaults.max_subscribers),
-            ws_ack_window: var(env, "WS_ACK_WINDOW").filter(|w| *w > 0).unwrap_or(defaults.ws_ack_window),
+            max_subscribers: var(env, "MAX_SUBSCRIBERS_PER_AGGREGATE")
+                .unwrap_or(defaults.max_subscribers),
+            ws_ack_window: var(env, "WS_ACK_WINDOW")
+                .filter(|w| *w > 0)
+                .unwrap_or(defaults.ws_ack_window),
             ws_max_frames_per_second: var(env, "WS_MAX_FRAMES_PER_SECOND")
                 .unwrap_or(defaults.ws_max_frames_per_second),
         }
@@ -51,5 +55,7 @@ impl Config {
 
 /// A numeric var; a missing or unparsable one falls back to the default.
 fn var<T: std::str::FromStr>(env: &Env, name: &str) -> Option<T> {
-    env.var(name).ok().and_then(|v| v.to_string().trim().parse().ok())
+    env.var(name)
+        .ok()
+        .and_then(|v| v.to_string().trim().parse().ok())
 }

@@ -22,7 +22,13 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: Map::new(), retry_after_secs: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Map::new(),
+            retry_after_secs: None,
+        }
     }
     pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.details.insert(key.to_owned(), value.into());
@@ -46,12 +52,20 @@ impl ApiError {
     }
     /// 405: known route, wrong method.
     pub fn method_not_allowed(allowed: &str) -> Self {
-        Self::new(405, "method_not_allowed", format!("this route accepts {allowed}")).with_detail("allowed", allowed)
+        Self::new(
+            405,
+            "method_not_allowed",
+            format!("this route accepts {allowed}"),
+        )
+        .with_detail("allowed", allowed)
     }
     /// 409: `expected_version` does not hold.
     pub fn version_conflict(conflict: VersionConflict) -> Self {
         Self::new(409, "version_conflict", conflict.to_string())
-            .with_detail("expected", serde_json::to_value(conflict.expected).unwrap_or(Value::Null))
+            .with_detail(
+                "expected",
+                serde_json::to_value(conflict.expected).unwrap_or(Value::Null),
+            )
             .with_detail("actual", conflict.actual)
     }
     /// 413: body (or the events one command produces) over the limit.
@@ -68,7 +82,10 @@ impl ApiError {
     }
     /// 429: slow down.
     pub fn rate_limited(message: impl Into<String>, retry_after_secs: u32) -> Self {
-        Self { retry_after_secs: Some(retry_after_secs), ..Self::new(429, "rate_limited", message) }
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(429, "rate_limited", message)
+        }
     }
     /// 500: our fault. The detail is logged, never sent.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
@@ -109,7 +126,9 @@ impl From<ExecuteError> for ApiError {
     fn from(e: ExecuteError) -> Self {
         match e {
             ExecuteError::Command(CommandError::BadCommand(m)) => ApiError::bad_request(m),
-            ExecuteError::Command(CommandError::Rejected(r)) => ApiError::rejected(r.rule, r.message),
+            ExecuteError::Command(CommandError::Rejected(r)) => {
+                ApiError::rejected(r.rule, r.message)
+            }
             ExecuteError::Conflict(c) => ApiError::version_conflict(c),
             e @ ExecuteError::TooManyEvents { .. } => ApiError::payload_too_large(e.to_string()),
             ExecuteError::Store(s) => ApiError::internal(s),
@@ -120,7 +139,9 @@ impl From<ExecuteError> for ApiError {
 impl From<LoadError> for ApiError {
     fn from(e: LoadError) -> Self {
         match e {
-            LoadError::UnknownType(t) => ApiError::not_found(format!("unknown aggregate type `{t}`")),
+            LoadError::UnknownType(t) => {
+                ApiError::not_found(format!("unknown aggregate type `{t}`"))
+            }
             LoadError::Store(s) => ApiError::internal(s),
         }
     }
@@ -131,7 +152,9 @@ pub type ApiResult<T> = std::result::Result<T, ApiError>;
 /// A JSON response with a status. Serializing our own types cannot fail; if it somehow
 /// did, the client still gets a JSON body.
 pub fn json_response(value: &impl Serialize, status: u16) -> Response {
-    let body = serde_json::to_vec(value).unwrap_or_else(|_| br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec());
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| {
+        br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec()
+    });
     bytes_response(body, "application/json", status)
 }
 
@@ -140,7 +163,9 @@ pub fn bytes_response(body: Vec<u8>, content_type: &str, status: u16) -> Respons
     let _ = headers.set("content-type", content_type);
     match Response::from_bytes(body) {
         Ok(r) => r.with_status(status).with_headers(headers),
-        Err(_) => Response::empty().map(|r| r.with_status(500)).unwrap_or_else(|_| unreachable_response()),
+        Err(_) => Response::empty()
+            .map(|r| r.with_status(500))
+            .unwrap_or_else(|_| unreachable_response()),
     }
 }
 
@@ -161,12 +186,21 @@ impl Encoding {
     /// Picks the first supported media type in `Accept` (no header, `*/*` or anything
     /// unknown means JSON: a listing is always answerable).
     pub fn from_accept(accept: Option<&str>) -> Self {
-        let Some(accept) = accept else { return Encoding::Json };
+        let Some(accept) = accept else {
+            return Encoding::Json;
+        };
         for part in accept.split(',') {
-            let media = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let media = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             match media.as_str() {
                 "application/x-ndjson" | "application/ndjson" => return Encoding::Ndjson,
-                "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => return Encoding::MessagePack,
+                "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => {
+                    return Encoding::MessagePack;
+                }
                 "application/json" => return Encoding::Json,
                 _ => {}
             }
@@ -198,7 +232,9 @@ pub struct EventPage {
 pub fn page_response(page: &EventPage, encoding: Encoding) -> Response {
     let mut response = match encoding {
         Encoding::Json => json_response(page, 200),
-        Encoding::MessagePack => bytes_response(domain::codec::encode(page), encoding.content_type(), 200),
+        Encoding::MessagePack => {
+            bytes_response(domain::codec::encode(page), encoding.content_type(), 200)
+        }
         Encoding::Ndjson => {
             let mut body = Vec::new();
             for event in &page.events {
@@ -236,7 +272,9 @@ pub struct ListingParams {
 pub type Query = Vec<(String, String)>;
 
 pub fn query_pairs(url: &url::Url) -> Query {
-    url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 /// Rejects any parameter not in `allowed` and any repeated parameter: a typo must not
@@ -244,17 +282,25 @@ pub fn query_pairs(url: &url::Url) -> Query {
 pub fn check_params(query: &Query, allowed: &[&str]) -> ApiResult<()> {
     for (i, (name, _)) in query.iter().enumerate() {
         if !allowed.contains(&name.as_str()) {
-            return Err(ApiError::bad_request(format!("unknown query parameter `{name}`; allowed: {}", allowed.join(", "))));
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter `{name}`; allowed: {}",
+                allowed.join(", ")
+            )));
         }
         if query[..i].iter().any(|(n, _)| n == name) {
-            return Err(ApiError::bad_request(format!("query parameter `{name}` is repeated")));
+            return Err(ApiError::bad_request(format!(
+                "query parameter `{name}` is repeated"
+            )));
         }
     }
     Ok(())
 }
 
 pub fn param<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
-    query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    query
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// A non-negative integer parameter.
@@ -264,7 +310,11 @@ pub fn u64_param(query: &Query, name: &str) -> ApiResult<Option<u64>> {
             v.parse::<u64>()
                 .ok()
                 .filter(|n| *n <= MAX_SAFE_INTEGER)
-                .ok_or_else(|| ApiError::bad_request(format!("`{name}` must be a non-negative integer, got `{v}`")))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "`{name}` must be a non-negative integer, got `{v}`"
+                    ))
+                })
         })
         .transpose()
 }
@@ -277,24 +327,54 @@ pub fn listing_params(query: &Query) -> ApiResult<ListingParams> {
     let direction = match param(query, "direction") {
         None | Some("forward") => Direction::Forward,
         Some("backward") => Direction::Backward,
-        Some(other) => return Err(ApiError::bad_request(format!("`direction` must be `forward` or `backward`, got `{other}`"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`direction` must be `forward` or `backward`, got `{other}`"
+            )));
+        }
     };
     let after = u64_param(query, "after")?;
     let before = u64_param(query, "before")?;
     match (direction, after, before) {
-        (Direction::Forward, _, Some(_)) => return Err(ApiError::bad_request("`before` goes with `direction=backward`")),
-        (Direction::Backward, Some(_), _) => return Err(ApiError::bad_request("`after` goes with `direction=forward`")),
+        (Direction::Forward, _, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "`before` goes with `direction=backward`",
+            ));
+        }
+        (Direction::Backward, Some(_), _) => {
+            return Err(ApiError::bad_request(
+                "`after` goes with `direction=forward`",
+            ));
+        }
         _ => {}
     }
     let limit = match u64_param(query, "limit")? {
         None => DEFAULT_LIMIT,
         Some(0) => return Err(ApiError::bad_request("`limit` must be at least 1")),
         Some(n) if n as usize > MAX_LIMIT => {
-            return Err(ApiError::bad_request(format!("`limit` must be at most {MAX_LIMIT}, got {n}")));
+            return Err(ApiError::bad_request(format!(
+                "`limit` must be at most {MAX_LIMIT}, got {n}"
+            )));
         }
         Some(n) => n as usize,
     };
-    Ok(ListingParams { direction, after: after.unwrap_or(0), before, limit })
+    Ok(ListingParams {
+        direction,
+        after: after.unwrap_or(0),
+        before,
+        limit,
+    })
+}
+
+impl ApiError {
+    /// 426: a WebSocket route called without an upgrade.
+    pub fn upgrade_required() -> Self {
+        Self::new(
+            426,
+            "upgrade_required",
+            "this route is a WebSocket: send `Upgrade: websocket`",
+        )
+    }
 }
 
 #[cfg(test)]
@@ -302,22 +382,58 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> Query {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn listing_defaults_and_bounds() {
         let p = listing_params(&q(&[])).unwrap();
-        assert_eq!((p.direction, p.after, p.before, p.limit), (Direction::Forward, 0, None, 100));
+        assert_eq!(
+            (p.direction, p.after, p.before, p.limit),
+            (Direction::Forward, 0, None, 100)
+        );
         assert!(listing_params(&q(&[("limit", "10000")])).is_ok());
-        assert_eq!(listing_params(&q(&[("limit", "10001")])).unwrap_err().status, 400);
-        assert_eq!(listing_params(&q(&[("limit", "0")])).unwrap_err().status, 400);
-        assert_eq!(listing_params(&q(&[("after", "-1")])).unwrap_err().status, 400);
-        assert_eq!(listing_params(&q(&[("after", "1e3")])).unwrap_err().status, 400);
-        assert_eq!(listing_params(&q(&[("direction", "sideways")])).unwrap_err().status, 400);
-        assert_eq!(listing_params(&q(&[("before", "3")])).unwrap_err().status, 400);
-        assert_eq!(listing_params(&q(&[("after", "1"), ("after", "2")])).unwrap_err().status, 400);
-        assert_eq!(listing_params(&q(&[("afterr", "1")])).unwrap_err().status, 400);
+        assert_eq!(
+            listing_params(&q(&[("limit", "10001")]))
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            listing_params(&q(&[("limit", "0")])).unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            listing_params(&q(&[("after", "-1")])).unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            listing_params(&q(&[("after", "1e3")])).unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            listing_params(&q(&[("direction", "sideways")]))
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            listing_params(&q(&[("before", "3")])).unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            listing_params(&q(&[("after", "1"), ("after", "2")]))
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            listing_params(&q(&[("afterr", "1")])).unwrap_err().status,
+            400
+        );
         let b = listing_params(&q(&[("direction", "backward"), ("before", "7")])).unwrap();
         assert_eq!((b.direction, b.before), (Direction::Backward, Some(7)));
     }
@@ -325,24 +441,26 @@ mod tests {
     #[test]
     fn accept_negotiation() {
         assert_eq!(Encoding::from_accept(None), Encoding::Json);
-        assert_eq!(Encoding::from_accept(Some("application/x-ndjson")), Encoding::Ndjson);
-        assert_eq!(Encoding::from_accept(Some("text/html, application/msgpack;q=0.9")), Encoding::MessagePack);
+        assert_eq!(
+            Encoding::from_accept(Some("application/x-ndjson")),
+            Encoding::Ndjson
+        );
+        assert_eq!(
+            Encoding::from_accept(Some("text/html, application/msgpack;q=0.9")),
+            Encoding::MessagePack
+        );
         assert_eq!(Encoding::from_accept(Some("*/*")), Encoding::Json);
     }
 
     #[test]
     fn conflict_body_has_expected_as_sent_and_actual() {
-        let e = ApiError::version_conflict(VersionConflict { expected: domain::ExpectedVersion::None, actual: 4 });
+        let e = ApiError::version_conflict(VersionConflict {
+            expected: domain::ExpectedVersion::None,
+            actual: 4,
+        });
         let body = e.body();
         assert_eq!(body["error"]["code"], "version_conflict");
         assert_eq!(body["error"]["expected"], "none");
         assert_eq!(body["error"]["actual"], 4);
-    }
-}
-
-impl ApiError {
-    /// 426: a WebSocket route called without an upgrade.
-    pub fn upgrade_required() -> Self {
-        Self::new(426, "upgrade_required", "this route is a WebSocket: send `Upgrade: websocket`")
     }
 }

@@ -14,7 +14,12 @@ pub const WS_PROTOCOL_HEADER: &str = "x-edgeloop-ws-protocol";
 /// Header carrying the token's expiry (Unix seconds): a socket is closed when it passes.
 pub const EXPIRES_HEADER: &str = "x-edgeloop-expires";
 /// Every trusted header: the Worker deletes all of them from client requests.
-pub const TRUSTED_HEADERS: &[&str] = &[ACTOR_HEADER, TENANT_HEADER, WS_PROTOCOL_HEADER, EXPIRES_HEADER];
+pub const TRUSTED_HEADERS: &[&str] = &[
+    ACTOR_HEADER,
+    TENANT_HEADER,
+    WS_PROTOCOL_HEADER,
+    EXPIRES_HEADER,
+];
 /// Diagnostic header naming the object instance that answered (changes after eviction).
 pub const INSTANCE_HEADER: &str = "x-edgeloop-instance";
 
@@ -34,5 +39,7 @@ pub const MAX_ID_BYTES: usize = 256;
 pub fn valid_aggregate_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ID_BYTES
-        && id.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':' && b != b'%')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':' && b != b'%')
 }

@@ -36,8 +36,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 ";
 
-const COLUMNS: &str =
-    "seq, event_id, type, schema_version, payload, recorded_at, command_id, correlation_id, causation_id, actor";
+const COLUMNS: &str = "seq, event_id, type, schema_version, payload, recorded_at, command_id, correlation_id, causation_id, actor";
 
 /// How many snapshots to keep: older ones only serve time travel far back, which the
 /// log serves anyway.
@@ -69,9 +68,16 @@ impl SqliteStore {
         Ok(Self { sql })
     }
 
-    fn query_events(&self, sql: &str, bindings: Vec<SqlStorageValue>) -> Result<Vec<StoredEvent>, StoreError> {
+    fn query_events(
+        &self,
+        sql: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let cursor = self.sql.exec(sql, bindings).map_err(store_err)?;
-        cursor.raw().map(|row| row.map_err(store_err).and_then(|row| decode_row(&row))).collect()
+        cursor
+            .raw()
+            .map(|row| row.map_err(store_err).and_then(|row| decode_row(&row)))
+            .collect()
     }
 
     fn scalar(&self, sql: &str, bindings: Vec<SqlStorageValue>) -> Result<Option<i64>, StoreError> {
@@ -98,15 +104,30 @@ fn integer(v: &SqlStorageValue) -> Result<i64, StoreError> {
     match v {
         SqlStorageValue::Integer(n) => Ok(*n),
         SqlStorageValue::Float(f) => Ok(*f as i64),
-        other => Err(StoreError(format!("expected an integer column, got {other:?}"))),
+        other => Err(StoreError(format!(
+            "expected an integer column, got {other:?}"
+        ))),
     }
 }
 
 fn decode_row(row: &[SqlStorageValue]) -> Result<StoredEvent, StoreError> {
-    let [seq, event_id, event_type, schema_version, payload, recorded_at, command_id, correlation_id, causation_id, actor] =
-        row
+    let [
+        seq,
+        event_id,
+        event_type,
+        schema_version,
+        payload,
+        recorded_at,
+        command_id,
+        correlation_id,
+        causation_id,
+        actor,
+    ] = row
     else {
-        return Err(StoreError(format!("expected 10 columns, got {}", row.len())));
+        return Err(StoreError(format!(
+            "expected 10 columns, got {}",
+            row.len()
+        )));
     };
     let SqlStorageValue::Blob(payload) = payload else {
         return Err(StoreError("payload is not a blob".into()));
@@ -129,10 +150,16 @@ fn decode_row(row: &[SqlStorageValue]) -> Result<StoredEvent, StoreError> {
 
 impl EventStore for SqliteStore {
     fn version(&self) -> Result<u64, StoreError> {
-        Ok(self.scalar("SELECT max(seq) FROM events", vec![])?.unwrap_or(0) as u64)
+        Ok(self
+            .scalar("SELECT max(seq) FROM events", vec![])?
+            .unwrap_or(0) as u64)
     }
 
-    fn append(&mut self, events: &[StoredEvent], idempotency_key: Option<&str>) -> Result<(), StoreError> {
+    fn append(
+        &mut self,
+        events: &[StoredEvent],
+        idempotency_key: Option<&str>,
+    ) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -169,17 +196,16 @@ impl EventStore for SqliteStore {
     }
 
     fn read(&self, query: &ReadQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        let limit = int(query.limit as u64);
-        match query.direction {
-            Direction::Forward => self.query_events(
-                &format!("SELECT {COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"),
-                vec![int(query.after), limit],
-            ),
-            Direction::Backward => self.query_events(
-                &format!("SELECT {COLUMNS} FROM events WHERE seq < ? ORDER BY seq DESC LIMIT ?"),
-                vec![int(query.before.unwrap_or(u64::MAX >> 12)), limit],
-            ),
-        }
+        // Both bounds always apply: after < seq < before.
+        let before = int(query.before.unwrap_or(crate::http::MAX_SAFE_INTEGER));
+        let order = match query.direction {
+            Direction::Forward => "ASC",
+            Direction::Backward => "DESC",
+        };
+        self.query_events(
+            &format!("SELECT {COLUMNS} FROM events WHERE seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?"),
+            vec![int(query.after), before, int(query.limit as u64)],
+        )
     }
 
     fn idempotent_events(&self, key: &str) -> Result<Option<Vec<StoredEvent>>, StoreError> {
@@ -191,17 +217,28 @@ impl EventStore for SqliteStore {
     }
 
     fn seq_at_time(&self, unix_ms: i64) -> Result<u64, StoreError> {
-        Ok(self.scalar("SELECT max(seq) FROM events WHERE recorded_at <= ?", vec![unix_ms.into()])?.unwrap_or(0) as u64)
+        Ok(self
+            .scalar(
+                "SELECT max(seq) FROM events WHERE recorded_at <= ?",
+                vec![unix_ms.into()],
+            )?
+            .unwrap_or(0) as u64)
     }
 
     fn latest_snapshot(&self, at_or_below: u64) -> Result<Option<Snapshot>, StoreError> {
         let cursor = self
             .sql
-            .exec("SELECT seq, state FROM snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1", vec![int(at_or_below)])
+            .exec(
+                "SELECT seq, state FROM snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1",
+                vec![int(at_or_below)],
+            )
             .map_err(store_err)?;
         match cursor.raw().next() {
             Some(row) => match row.map_err(store_err)?.as_slice() {
-                [seq, SqlStorageValue::Blob(state)] => Ok(Some(Snapshot { seq: integer(seq)? as u64, state: state.clone() })),
+                [seq, SqlStorageValue::Blob(state)] => Ok(Some(Snapshot {
+                    seq: integer(seq)? as u64,
+                    state: state.clone(),
+                })),
                 _ => Ok(None),
             },
             None => Ok(None),

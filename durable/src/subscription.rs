@@ -48,7 +48,14 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub fn new(after: u64, expires_at: Option<u64>) -> Self {
-        Self { sent: after, acked: after, live: false, expires_at, frames_since_ms: 0, frames: 0 }
+        Self {
+            sent: after,
+            acked: after,
+            live: false,
+            expires_at,
+            frames_since_ms: 0,
+            frames: 0,
+        }
     }
 
     pub fn load(socket: &WebSocket) -> Option<Self> {
@@ -60,7 +67,8 @@ impl Subscriber {
     }
 
     pub fn expired(&self, now_ms: i64) -> bool {
-        self.expires_at.is_some_and(|exp| (now_ms / 1000) as u64 >= exp)
+        self.expires_at
+            .is_some_and(|exp| (now_ms / 1000) as u64 >= exp)
     }
 
     /// Counts one client frame; false when the per-second limit is passed.
@@ -87,7 +95,13 @@ pub fn send_event(socket: &WebSocket, event: &EventEnvelope) {
 }
 
 /// Sends an error frame and closes with `code`.
-pub fn close_with_error(socket: &WebSocket, close_code: u16, code: &str, message: &str, extra: serde_json::Value) {
+pub fn close_with_error(
+    socket: &WebSocket,
+    close_code: u16,
+    code: &str,
+    message: &str,
+    extra: serde_json::Value,
+) {
     let mut frame = json!({ "kind": "error", "code": code, "message": message });
     if let (Some(frame), Some(extra)) = (frame.as_object_mut(), extra.as_object()) {
         frame.extend(extra.clone());
@@ -109,9 +123,14 @@ pub fn pump(
     envelope: impl Fn(&domain::store::StoredEvent) -> EventEnvelope,
 ) -> Result<(), domain::store::StoreError> {
     while !subscriber.live {
-        let allowed = (subscriber.acked + window).min(version).saturating_sub(subscriber.sent);
+        let allowed = (subscriber.acked + window)
+            .min(version)
+            .saturating_sub(subscriber.sent);
         if allowed > 0 {
-            let page = store.read(&ReadQuery::forward(subscriber.sent, allowed.min(1000) as usize))?;
+            let page = store.read(&ReadQuery::forward(
+                subscriber.sent,
+                allowed.min(1000) as usize,
+            ))?;
             let Some(last) = page.last() else { break };
             for event in &page {
                 send_event(socket, &envelope(event));
@@ -119,7 +138,8 @@ pub fn pump(
             subscriber.sent = last.seq;
         }
         if subscriber.sent >= version {
-            let _ = socket.send_with_str(json!({ "kind": "caught_up", "version": version }).to_string());
+            let _ = socket
+                .send_with_str(json!({ "kind": "caught_up", "version": version }).to_string());
             subscriber.live = true;
         } else if allowed == 0 {
             break; // the window is full: wait for an ack
