@@ -36,6 +36,10 @@ pub enum CommandError {
     /// A domain rule refused it. HTTP 422 `rejected`.
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// The aggregate decided an event it cannot encode and decode back: a bug in the
+    /// aggregate, not the client's mistake. HTTP 500.
+    #[error(transparent)]
+    Encoding(CodecError),
 }
 
 /// An event type of one aggregate: one enum per aggregate, adjacently tagged
@@ -167,9 +171,27 @@ impl<A: Aggregate> AggregateState for State<A> {
         let events = self.0.decide(command)?;
         events
             .iter()
-            .map(encode_event)
+            .map(|event| {
+                let encoded = encode_event(event)?;
+                // An event that does not decode back to itself could be written but never
+                // applied or replayed. Catch such a serde bug here, before anything is
+                // written, so the command service can apply events without a fallback.
+                let decoded = decode_event::<A>(
+                    encoded.event_type,
+                    encoded.schema_version,
+                    encoded.data.clone(),
+                )?;
+                if decoded != *event {
+                    return Err(CodecError::new(format!(
+                        "{} event {} does not survive its own encoding",
+                        A::TYPE,
+                        encoded.event_type
+                    )));
+                }
+                Ok(encoded)
+            })
             .collect::<Result<_, _>>()
-            .map_err(|e| CommandError::BadCommand(e.to_string()))
+            .map_err(CommandError::Encoding)
     }
 
     fn apply(

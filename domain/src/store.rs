@@ -306,16 +306,23 @@ impl Loaded {
                 metadata: inputs.metadata.clone(),
             })
             .collect();
-        // Fold into a copy first: if an event failed to apply, nothing would be written.
-        let mut next = self.state.clone();
-        for event in &events {
-            next.apply(&event.event_type, event.schema_version, event.data.clone())
-                .map_err(StoreError::from)?;
-        }
         store.append(&events, inputs.idempotency_key)?;
         let previous = self.version;
-        self.state = next;
         self.version += events.len() as u64;
+        // `decide` checked that every event decodes back to itself, so applying cannot
+        // fail and no copy of the state is needed (cloning it would cost O(state) per
+        // command). Should it fail anyway, the cache is rebuilt from the log, which holds
+        // the truth.
+        for event in &events {
+            if let Err(error) =
+                self.state
+                    .apply(&event.event_type, event.schema_version, event.data.clone())
+            {
+                *self = Loaded::load(store, &self.aggregate_type, &self.aggregate_id)
+                    .map_err(|_| StoreError::from(error.clone()))?;
+                return Err(StoreError::from(error).into());
+            }
+        }
         if snapshot_every > 0 && self.version / snapshot_every > previous / snapshot_every {
             // A snapshot is an optimisation: failing to write one loses nothing.
             let _ = store.save_snapshot(Snapshot {

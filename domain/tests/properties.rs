@@ -346,6 +346,12 @@ fn check_decide(
             prop_assert!(!rejection.message.is_empty());
         }
         Err(CommandError::BadCommand(message)) => prop_assert!(!message.is_empty()),
+        Err(CommandError::Encoding(error)) => {
+            prop_assert!(
+                false,
+                "a decided event does not survive its encoding: {error}"
+            )
+        }
     }
     Ok(())
 }

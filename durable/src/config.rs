@@ -29,7 +29,7 @@ impl Default for Config {
             snapshot_every: 100,
             max_subscribers: 1000,
             ws_ack_window: 1000,
-            ws_max_frames_per_second: 50,
+            ws_max_frames_per_second: 200,
         }
     }
 }

@@ -129,6 +129,7 @@ impl From<ExecuteError> for ApiError {
             ExecuteError::Command(CommandError::Rejected(r)) => {
                 ApiError::rejected(r.rule, r.message)
             }
+            ExecuteError::Command(CommandError::Encoding(e)) => ApiError::internal(e),
             ExecuteError::Conflict(c) => ApiError::version_conflict(c),
             e @ ExecuteError::TooManyEvents { .. } => ApiError::payload_too_large(e.to_string()),
             ExecuteError::Store(s) => ApiError::internal(s),
