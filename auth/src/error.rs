@@ -40,6 +40,8 @@ pub enum AuthError {
     InvalidClaim(&'static str),
     /// The server has no secret to check tokens with. A deployment mistake, not the client's,
     /// but it must fail closed: an empty HMAC key would accept tokens anyone can forge.
+    /// Also returned if the crate's HS256 crypto provider could not be installed because
+    /// something else in the process installed another one first (a programming error).
     /// The API may log this one loudly.
     #[error("authentication is not configured")]
     Unconfigured,

@@ -47,11 +47,33 @@
 //!
 //! # Crypto backend
 //!
-//! `jsonwebtoken` with its pure-Rust `rust_crypto` feature (RustCrypto `hmac`/`sha2`), not
-//! `aws_lc_rs`: that one is C and does not build for `wasm32-unknown-unknown`. Exactly one of the
-//! two features may be enabled in a build — with both, `jsonwebtoken` cannot pick a provider and
-//! panics on first use — so no other crate in the workspace should enable `aws_lc_rs`.
+//! JWT parsing, encoding and validation are `jsonwebtoken`'s, built with **no crypto feature**;
+//! the one primitive Edgeloop needs, HMAC-SHA256, comes from an HS256-only
+//! `jsonwebtoken::crypto::CryptoProvider` of our own (module `crypto`) on RustCrypto's `hmac` and
+//! `sha2`, comparing MACs in constant time (`Mac::verify_slice`).
+//!
+//! Why not one of `jsonwebtoken`'s features: `aws_lc_rs` is C and does not build for
+//! `wasm32-unknown-unknown`, and `rust_crypto` picks its verifier at run time from the token's
+//! `alg`, so the linker must keep the RSA, ECDSA (P-256, P-384) and Ed25519 code even though we
+//! only ever ask for HS256. Dropping it took the Worker's wasm from 1,624 KB to 1,196 KB
+//! (574 KB to 396 KB gzipped) — size a Worker pays on every cold start — and removed 36 crates
+//! from the wasm dependency tree, among them `rsa`, with its unfixed timing side channel
+//! (RUSTSEC-2023-0071), never reachable here but flagged by every audit. The provider refuses
+//! every other algorithm with an error, never a panic; [`verify`] refuses any `alg` but `HS256`
+//! before `jsonwebtoken` sees the token anyway.
+//!
+//! `jsonwebtoken` keeps one provider per process, in a `OnceLock`, and with no crypto feature its
+//! fallback — what the first `encode`/`decode` locks in if nobody installed a provider — panics.
+//! [`verify`] and [`mint`] therefore install ours first thing on every call (after the first
+//! call, one atomic load), so no caller needs an initialisation step (the Worker has no `main`).
+//! The rule that follows: nothing in the process may call `jsonwebtoken` before this crate does.
+//! Nothing in the workspace uses `jsonwebtoken` except this crate (its tests craft tokens with
+//! `hmac` directly); if some code ever did get there first, [`verify`] fails closed with
+//! [`AuthError::Unconfigured`] and [`mint`] panics, rather than sign or check with a provider
+//! they do not know. No crate may enable `jsonwebtoken`'s crypto features: features unify across
+//! the build and would bring the weight back.
 
+mod crypto;
 mod error;
 mod principal;
 mod scope;

@@ -1,8 +1,9 @@
 //! The token itself: [`Claims`], [`mint`] and [`verify`].
 //!
-//! Signature checking is delegated to `jsonwebtoken` (HS256, constant-time HMAC comparison);
-//! everything that involves policy — which `alg` is acceptable, which claims are required, what
-//! time it is — is decided here, so that it is visible in one place and testable without a clock.
+//! Signature checking is delegated to `jsonwebtoken`, which calls our HS256-only crypto provider
+//! (`crate::crypto`: RustCrypto HMAC-SHA256, constant-time comparison); everything that involves
+//! policy — which `alg` is acceptable, which claims are required, what time it is — is decided
+//! here, so that it is visible in one place and testable without a clock.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,7 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{AuthError, ParseError, Principal, Scopes, Tenant};
+use crate::{AuthError, ParseError, Principal, Scopes, Tenant, crypto};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 ///
@@ -68,10 +69,20 @@ pub fn parse_actor(s: &str) -> Result<String, ParseError> {
 /// Does not validate the claims beyond what their types guarantee (a `sub` that
 /// [`parse_actor`] refuses, an empty scope or an `exp` in the past make a token that [`verify`]
 /// rejects); callers that take user input — the CLI — validate it first.
+///
+/// # Panics
+///
+/// If something else in the process installed its own `jsonwebtoken` crypto provider before this
+/// crate could (see "Crypto backend" in the crate documentation): a programming error.
 pub fn mint(claims: &Claims, secret: &[u8]) -> String {
+    assert!(
+        crypto::install(),
+        "another jsonwebtoken CryptoProvider was installed before auth's HS256 provider"
+    );
     // `encode` can fail only if the key family and algorithm disagree (both HMAC here), if the
-    // crypto provider refuses the key (HMAC takes keys of any length), or if serializing fails
-    // (`Claims` is strings and integers). None of these can happen, so a failure is a bug.
+    // crypto provider refuses the algorithm or the key (ours takes HS256 with an HMAC key of any
+    // length), or if serializing fails (`Claims` is strings and integers). None of these can
+    // happen, so a failure is a bug.
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
@@ -87,7 +98,9 @@ pub fn mint(claims: &Claims, secret: &[u8]) -> String {
 /// with [`LEEWAY_SECS`] of tolerance.
 ///
 /// Refuses, with the [`AuthError`] named:
-/// * an empty secret → [`AuthError::Unconfigured`] (fail closed);
+/// * an empty secret → [`AuthError::Unconfigured`] (fail closed); the same if something else in
+///   the process installed its own `jsonwebtoken` crypto provider before this crate could (see
+///   "Crypto backend" in the crate documentation);
 /// * `""` → [`AuthError::Missing`];
 /// * not three base64url JSON parts, or longer than [`MAX_TOKEN_LEN`], or a `crit` header
 ///   → [`AuthError::Malformed`];
@@ -103,7 +116,7 @@ pub fn mint(claims: &Claims, secret: &[u8]) -> String {
 ///
 /// Claims are only looked at after the signature checks out.
 pub fn verify(token: &str, secret: &[u8], now_unix_secs: u64) -> Result<Principal, AuthError> {
-    if secret.is_empty() {
+    if !crypto::install() || secret.is_empty() {
         return Err(AuthError::Unconfigured);
     }
     if token.is_empty() {
@@ -167,7 +180,8 @@ fn decode_verified(token: &str, secret: &[u8]) -> Result<Map<String, Value>, Aut
         | ErrorKind::InvalidAlgorithmName
         | ErrorKind::UnsupportedAlgorithm
         | ErrorKind::MissingAlgorithm => AuthError::UnsupportedAlgorithm,
-        // Base64, JSON, UTF-8 and shape errors; nothing else can arise with an HMAC key.
+        // Base64, JSON, UTF-8 and shape errors; nothing else can arise with an HMAC key and our
+        // HS256 provider.
         _ => AuthError::Malformed,
     })
 }

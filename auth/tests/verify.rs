@@ -3,13 +3,18 @@
 //! Bad tokens are crafted byte by byte (header JSON, payload JSON, an HMAC over whatever header
 //! we like), because the attacks that matter — `alg: none`, alg confusion, tampering — are
 //! tokens no well-behaved library would mint.
+//!
+//! The MACs are computed with `hmac` + `sha2` directly, not with `jsonwebtoken`: the crate
+//! installs its own HS256-only crypto provider on first use, and `jsonwebtoken` called first,
+//! from here, would lock in its own (panicking) fallback for the whole test process. It also
+//! keeps the test oracle independent of the code under test.
 
 use auth::{
     AuthError, Claims, LEEWAY_SECS, MAX_TOKEN_LEN, Principal, Scope, Scopes, Tenant, mint, verify,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey};
+use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
 const SECRET: &[u8] = b"test-secret-0123456789abcdef-0123456789";
@@ -34,12 +39,9 @@ fn b64(json: &Value) -> String {
 /// the header claims the algorithm is.
 fn hs256_signed(header: Value, payload: Value, secret: &[u8]) -> String {
     let message = format!("{}.{}", b64(&header), b64(&payload));
-    let signature = jsonwebtoken::crypto::sign(
-        message.as_bytes(),
-        &EncodingKey::from_secret(secret),
-        Algorithm::HS256,
-    )
-    .unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(message.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     format!("{message}.{signature}")
 }
 
@@ -271,10 +273,17 @@ fn alg_confusion_rs256_header_with_hs256_mac_is_refused() {
 
 #[test]
 fn other_hmac_algorithms_are_refused_even_when_correctly_signed() {
-    let mut header = jsonwebtoken::Header::new(Algorithm::HS512);
-    header.typ = Some("JWT".into());
-    let token =
-        jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(SECRET)).unwrap();
+    let message = format!(
+        "{}.{}",
+        b64(&json!({"alg": "HS512", "typ": "JWT"})),
+        b64(&valid_payload())
+    );
+    let mut mac = Hmac::<sha2::Sha512>::new_from_slice(SECRET).unwrap();
+    mac.update(message.as_bytes());
+    let token = format!(
+        "{message}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    );
     assert_eq!(err(&token), AuthError::UnsupportedAlgorithm);
 }
 
