@@ -53,7 +53,9 @@ pub fn admit(req: &Request, env: &Env, config: &Config, route: &Route) -> ApiRes
     let now = worker::Date::now().as_millis() / 1000;
     let principal = auth::verify(&token, secret.as_bytes(), now).map_err(|e| {
         if e == AuthError::Unconfigured {
-            worker::console_error!("AUTH_SECRET is not set: every authenticated route is refused");
+            worker::console_error!(
+                "token verification is not configured (is AUTH_SECRET set?): every authenticated route is refused"
+            );
         }
         unauthorized(e)
     })?;
