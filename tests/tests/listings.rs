@@ -1,0 +1,353 @@
+//! Event listings (JSON, NDJSON, MessagePack; forward and backward paging with cursors;
+//! limit bounds) and time travel (`at_version`, `as_of`).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tests::{Client, check_envelope, check_timestamp, cmd, seqs, shared, unique_id};
+
+/// A board with `cards + 1` events (BoardCreated, then one CardAdded per card).
+async fn board_with_cards(c: &Client, cards: usize) -> String {
+    let id = unique_id("board-list");
+    c.ok("board", &id, cmd("CreateBoard", json!({"title": "Listed"})))
+        .await;
+    for n in 1..=cards {
+        c.ok(
+            "board",
+            &id,
+            cmd(
+                "AddCard",
+                json!({"card_id": format!("c{n}"), "title": format!("Card {n}")}),
+            ),
+        )
+        .await;
+    }
+    id
+}
+
+fn page_events(page: &Value) -> Vec<Value> {
+    page["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events list: {page}"))
+        .clone()
+}
+
+#[tokio::test]
+async fn forward_paging_follows_next_after_to_the_end() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 24).await; // 25 events
+    let all = c.all_events("board", &id).await;
+    assert_eq!(seqs(&all), (1..=25).collect::<Vec<_>>());
+    all.iter().for_each(check_envelope);
+
+    let mut after = 0;
+    let mut pages = Vec::new();
+    loop {
+        let page = c
+            .events("board", &id, &format!("?after={after}&limit=10"))
+            .await
+            .expect(200);
+        let events = page_events(&page);
+        pages.push(seqs(&events));
+        match page["next_after"].as_u64() {
+            Some(next) => {
+                assert_eq!(Some(next), events.last().and_then(|e| e["seq"].as_u64()));
+                after = next;
+            }
+            None => {
+                assert!(
+                    page.as_object().unwrap().contains_key("next_after"),
+                    "next_after must be present (null): {page}"
+                );
+                break;
+            }
+        }
+        assert!(pages.len() < 10, "paging does not end");
+    }
+    assert_eq!(
+        pages,
+        vec![
+            (1..=10).collect::<Vec<_>>(),
+            (11..=20).collect(),
+            (21..=25).collect()
+        ]
+    );
+
+    // A page that ends exactly at the newest event says so.
+    let page = c
+        .events("board", &id, "?after=15&limit=10")
+        .await
+        .expect(200);
+    assert_eq!(seqs(&page_events(&page)), (16..=25).collect::<Vec<_>>());
+    assert_eq!(page["next_after"], Value::Null);
+    // Past the end: empty, no cursor.
+    let page = c.events("board", &id, "?after=25").await.expect(200);
+    assert_eq!(page, json!({"events": [], "next_after": null}));
+    // The default limit is 100 and the default direction is forward.
+    let page = c.events("board", &id, "").await.expect(200);
+    assert_eq!(page_events(&page), all);
+}
+
+#[tokio::test]
+async fn backward_paging_returns_newest_first_and_follows_next_before() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 24).await; // 25 events
+    let all = c.all_events("board", &id).await;
+
+    let mut query = "?direction=backward&limit=10".to_owned();
+    let mut pages = Vec::new();
+    let mut listed = Vec::new();
+    loop {
+        let page = c.events("board", &id, &query).await.expect(200);
+        let events = page_events(&page);
+        pages.push(seqs(&events));
+        listed.extend(events.iter().cloned());
+        assert!(
+            page.get("next_after").is_none(),
+            "a backward page has no next_after: {page}"
+        );
+        match page["next_before"].as_u64() {
+            Some(next) => {
+                assert_eq!(Some(next), events.last().and_then(|e| e["seq"].as_u64()));
+                query = format!("?direction=backward&before={next}&limit=10");
+            }
+            None => {
+                assert!(
+                    page.as_object().unwrap().contains_key("next_before"),
+                    "next_before must be present (null): {page}"
+                );
+                break;
+            }
+        }
+        assert!(pages.len() < 10, "paging does not end");
+    }
+    assert_eq!(
+        pages,
+        vec![
+            (16..=25).rev().collect::<Vec<_>>(),
+            (6..=15).rev().collect(),
+            (1..=5).rev().collect()
+        ]
+    );
+    listed.reverse();
+    assert_eq!(
+        listed, all,
+        "backward pages hold the same envelopes as forward ones"
+    );
+
+    let page = c
+        .events("board", &id, "?direction=backward&before=4")
+        .await
+        .expect(200);
+    assert_eq!(seqs(&page_events(&page)), vec![3, 2, 1]);
+    assert_eq!(page["next_before"], Value::Null);
+    let page = c
+        .events("board", &id, "?direction=backward&before=1")
+        .await
+        .expect(200);
+    assert_eq!(page, json!({"events": [], "next_before": null}));
+    // Explicit forward is the default.
+    let page = c
+        .events("board", &id, "?direction=forward&limit=3")
+        .await
+        .expect(200);
+    assert_eq!(seqs(&page_events(&page)), vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn limit_is_1_to_10000_and_bad_parameters_are_400() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 2).await;
+    let page = c.events("board", &id, "?limit=10000").await.expect(200);
+    assert_eq!(page_events(&page).len(), 3);
+    c.events("board", &id, "?limit=1").await.expect(200);
+    for query in [
+        "?limit=10001",
+        "?limit=0",
+        "?limit=-5",
+        "?limit=ten",
+        "?after=-1",
+        "?after=1.5",
+        "?direction=sideways",
+        "?before=2",
+        "?direction=backward&after=1",
+        "?after=1&after=2",
+        "?afterr=1",
+    ] {
+        let reply = c.events("board", &id, query).await;
+        assert_eq!(reply.status, 400, "events{query}: {}", reply.text());
+        reply.expect_error(400, "bad_request");
+    }
+}
+
+#[tokio::test]
+async fn ndjson_listing_is_one_envelope_per_line_with_the_cursor_in_a_header() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 6).await; // 7 events
+    let all = c.all_events("board", &id).await;
+
+    let reply = c
+        .get_as(
+            &format!("/v1/aggregates/board/{id}/events?limit=4"),
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.header("content-type").as_deref(),
+        Some("application/x-ndjson")
+    );
+    assert_eq!(reply.header("x-next-after").as_deref(), Some("4"));
+    let text = reply.text();
+    assert!(text.ends_with('\n'), "NDJSON ends with a newline: {text:?}");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}")))
+        .collect();
+    assert_eq!(lines, all[..4]);
+
+    let reply = c
+        .get_as(
+            &format!("/v1/aggregates/board/{id}/events?after=4"),
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(reply.header("x-next-after").as_deref(), Some("null"));
+    let lines: Vec<Value> = reply
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, all[4..]);
+
+    let reply = c
+        .get_as(
+            &format!("/v1/aggregates/board/{id}/events?direction=backward&limit=5"),
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(reply.header("x-next-before").as_deref(), Some("3"));
+    let lines: Vec<Value> = reply
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(seqs(&lines), vec![7, 6, 5, 4, 3]);
+}
+
+#[tokio::test]
+async fn messagepack_listing_is_the_same_object_as_json() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 6).await;
+    for query in [
+        "?limit=4",
+        "?after=4",
+        "?direction=backward&limit=3",
+        "?direction=backward&before=3",
+    ] {
+        let path = format!("/v1/aggregates/board/{id}/events{query}");
+        let json_page = c.get_as(&path, "application/json").await.expect(200);
+        let reply = c.get_as(&path, "application/msgpack").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(
+            reply.header("content-type").as_deref(),
+            Some("application/msgpack")
+        );
+        let decoded: Value =
+            rmp_serde::from_slice(&reply.body).unwrap_or_else(|e| panic!("not MessagePack ({e})"));
+        assert_eq!(decoded, json_page, "{query}");
+        // And it decodes into the domain's envelope type.
+        let typed: Vec<domain::EventEnvelope> =
+            serde_json::from_value(decoded["events"].clone()).expect("envelopes");
+        assert!(!typed.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn state_at_every_version_matches_what_it_was_then() {
+    let c = shared().client();
+    let id = unique_id("board-travel");
+    let steps = [
+        cmd("CreateBoard", json!({"title": "Travel"})),
+        cmd("AddCard", json!({"card_id": "c1", "title": "One"})),
+        cmd("MoveCard", json!({"card_id": "c1", "to_column": "Doing"})),
+        cmd("EditCard", json!({"card_id": "c1", "title": "One, edited"})),
+        cmd("AddCard", json!({"card_id": "c2", "title": "Two"})),
+        cmd("ArchiveCard", json!({"card_id": "c1"})),
+    ];
+    let mut then = Vec::new();
+    for step in steps {
+        c.ok("board", &id, step).await;
+        then.push(c.state("board", &id, "").await.expect(200));
+        // Distinct recording times, so that `as_of` can name each version exactly.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for (index, expected) in then.iter().enumerate() {
+        let version = index + 1;
+        let past = c
+            .state("board", &id, &format!("?at_version={version}"))
+            .await
+            .expect(200);
+        assert_eq!(&past, expected, "state at version {version}");
+    }
+    c.state("board", &id, "?at_version=0")
+        .await
+        .expect_error(404, "not_found");
+    let beyond = c
+        .state("board", &id, "?at_version=7")
+        .await
+        .expect_error(404, "not_found");
+    assert_eq!(beyond["version"], 6);
+
+    // as_of: the state as of each event's recording time (and 1 ms before the next one).
+    let events = c.all_events("board", &id).await;
+    let times: Vec<i64> = events
+        .iter()
+        .map(|e| check_timestamp(e["recorded_at"].as_str().unwrap()))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "recording times not distinct: {times:?}"
+    );
+    let rfc3339 = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    for (index, time) in times.iter().enumerate() {
+        for at in [
+            *time,
+            times.get(index + 1).map_or(time + 60_000, |next| next - 1),
+        ] {
+            let past = c
+                .state("board", &id, &format!("?as_of={}", rfc3339(at)))
+                .await
+                .expect(200);
+            assert_eq!(
+                past,
+                then[index],
+                "as_of {} should be version {}",
+                rfc3339(at),
+                index + 1
+            );
+        }
+    }
+    // Any offset names the same instant.
+    let with_offset = chrono::DateTime::from_timestamp_millis(times[2])
+        .unwrap()
+        .with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap())
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+    let past = c
+        .state(
+            "board",
+            &id,
+            &format!("?as_of={}", with_offset.replace('+', "%2B")),
+        )
+        .await
+        .expect(200);
+    assert_eq!(past, then[2]);
+    // Before the first event there is no state.
+    c.state("board", &id, &format!("?as_of={}", rfc3339(times[0] - 1)))
+        .await
+        .expect_error(404, "not_found");
+}

@@ -1,0 +1,436 @@
+//! Live subscriptions: backlog, `caught_up`, live events; several subscribers; reconnect
+//! with `?after=N` (no gap, no duplicate); subscribing while writes are in flight; and a
+//! subscriber whose Durable Object was evicted still receiving pushes.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tests::{Client, Socket, check_envelope, cmd, seqs, shared, unique_id};
+
+/// How long "nothing more arrives" is watched for.
+const QUIET: Duration = Duration::from_millis(500);
+
+async fn board_with_cards(c: &Client, cards: usize) -> String {
+    let id = unique_id("board-ws");
+    c.ok("board", &id, cmd("CreateBoard", json!({"title": "Live"})))
+        .await;
+    for n in 1..=cards {
+        c.ok(
+            "board",
+            &id,
+            cmd("AddCard", json!({"card_id": format!("c{n}"), "title": "t"})),
+        )
+        .await;
+    }
+    id
+}
+
+/// Adds a card and returns the envelope the command answered with.
+async fn add_card(c: &Client, id: &str, card: &str) -> Value {
+    let reply = c
+        .ok(
+            "board",
+            id,
+            cmd("AddCard", json!({"card_id": card, "title": "live"})),
+        )
+        .await;
+    reply["events"][0].clone()
+}
+
+#[tokio::test]
+async fn a_subscriber_gets_the_backlog_then_caught_up_then_live_events() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 2).await;
+    let logged = c.all_events("board", &id).await;
+
+    let mut socket = c.subscribe("board", &id, None).await;
+    let backlog = socket.next_events(3).await;
+    backlog.iter().for_each(check_envelope);
+    assert_eq!(backlog, logged, "the backlog is the log");
+    assert_eq!(socket.caught_up().await, 3);
+
+    let live = [add_card(&c, &id, "l1").await, add_card(&c, &id, "l2").await];
+    for expected in &live {
+        let event = socket.next_event().await;
+        check_envelope(&event);
+        assert_eq!(&event, expected, "a live event is the committed envelope");
+    }
+    socket.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn after_n_replays_only_later_events() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 4).await; // version 5
+    let logged = c.all_events("board", &id).await;
+
+    let mut socket = c.subscribe("board", &id, Some(2)).await;
+    assert_eq!(socket.next_events(3).await, logged[2..]);
+    assert_eq!(socket.caught_up().await, 5);
+
+    let mut up_to_date = c.subscribe("board", &id, Some(5)).await;
+    assert_eq!(
+        up_to_date.caught_up().await,
+        5,
+        "nothing to replay: caught_up comes first"
+    );
+    let live = add_card(&c, &id, "l1").await;
+    assert_eq!(up_to_date.next_event().await, live);
+    assert_eq!(socket.next_event().await, live);
+
+    // `after` beyond the version, or not a number, refuses the upgrade.
+    let refused = c
+        .try_socket(&format!("/v1/aggregates/board/{id}/ws?after=99"))
+        .await
+        .expect_err("after > version");
+    assert_eq!(refused.expect_error(400, "bad_request")["version"], 6);
+    let refused = c
+        .try_socket(&format!("/v1/aggregates/board/{id}/ws?after=two"))
+        .await
+        .expect_err("after=two");
+    refused.expect_error(400, "bad_request");
+}
+
+#[tokio::test]
+async fn a_subscriber_may_come_before_the_aggregate() {
+    let c = shared().client();
+    let id = unique_id("board-ws-early");
+    let mut socket = c.subscribe("board", &id, None).await;
+    assert_eq!(socket.caught_up().await, 0);
+    let reply = c
+        .ok(
+            "board",
+            &id,
+            cmd("CreateBoard", json!({"title": "Born live"})),
+        )
+        .await;
+    let event = socket.next_event().await;
+    assert_eq!(event, reply["events"][0]);
+    assert_eq!(event["seq"], 1);
+}
+
+#[tokio::test]
+async fn two_subscribers_see_the_same_events_in_the_same_order() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 1).await;
+    let mut first = c.subscribe("board", &id, None).await;
+    let mut second = c.subscribe("board", &id, Some(1)).await;
+    assert_eq!(first.next_events(2).await.len(), 2);
+    assert_eq!(first.caught_up().await, 2);
+    assert_eq!(second.next_events(1).await[0]["seq"], 2);
+    assert_eq!(second.caught_up().await, 2);
+
+    let mut committed = Vec::new();
+    for n in 0..5 {
+        committed.push(add_card(&c, &id, &format!("l{n}")).await);
+    }
+    assert_eq!(first.next_events(5).await, committed);
+    assert_eq!(second.next_events(5).await, committed);
+
+    // One leaving does not disturb the other.
+    first.close().await;
+    let more = add_card(&c, &id, "after-close").await;
+    assert_eq!(second.next_event().await, more);
+    second.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn rejected_commands_and_idempotent_replays_push_nothing() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 1).await;
+    let mut socket = c.subscribe("board", &id, Some(2)).await;
+    assert_eq!(socket.caught_up().await, 2);
+
+    let body = cmd("AddCard", json!({"card_id": "k1", "title": "once"}));
+    let first = c
+        .command_with_key("board", &id, &body, Some("ws-key"))
+        .await
+        .expect(200);
+    assert_eq!(socket.next_event().await, first["events"][0]);
+    let again = c
+        .command_with_key("board", &id, &body, Some("ws-key"))
+        .await;
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    c.command("board", &id, &body)
+        .await
+        .expect_error(422, "rejected");
+    socket.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn reconnecting_with_after_n_receives_exactly_the_missed_events() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 2).await; // version 3
+    let mut received = Vec::new();
+
+    let mut socket = c.subscribe("board", &id, None).await;
+    received.extend(socket.next_events(3).await);
+    assert_eq!(socket.caught_up().await, 3);
+    received.push({
+        let live = add_card(&c, &id, "l1").await;
+        let event = socket.next_event().await;
+        assert_eq!(event, live);
+        event
+    });
+    socket.close().await;
+
+    // Missed while away.
+    let mut missed = Vec::new();
+    for n in 0..4 {
+        missed.push(add_card(&c, &id, &format!("away{n}")).await);
+    }
+
+    let last_seen = received.last().unwrap()["seq"].as_u64().unwrap();
+    let mut socket = c.subscribe("board", &id, Some(last_seen)).await;
+    let replayed = socket.next_events(4).await;
+    assert_eq!(replayed, missed, "the replay is exactly the missed events");
+    assert_eq!(socket.caught_up().await, 8);
+    received.extend(replayed);
+    let live = add_card(&c, &id, "back").await;
+    received.push(socket.next_event().await);
+    assert_eq!(received.last(), Some(&live));
+    socket.expect_silence(QUIET).await;
+
+    // Across both connections: every event once, in order, and identical to the log.
+    assert_eq!(seqs(&received), (1..=9).collect::<Vec<_>>());
+    assert_eq!(received, c.all_events("board", &id).await);
+}
+
+/// Reads a subscription until it has seen seq `last` and its `caught_up`; asserts one
+/// `caught_up` and a gap-free, duplicate-free sequence 1..=last. Returns the events and
+/// the version `caught_up` named.
+async fn read_all(mut socket: Socket, last: u64) -> (Vec<Value>, u64) {
+    let mut events: Vec<Value> = Vec::new();
+    let mut caught_up = None;
+    while caught_up.is_none() || events.last().and_then(|e| e["seq"].as_u64()) != Some(last) {
+        let frame = socket.next_frame().await;
+        match frame["kind"].as_str() {
+            Some("event") => events.push(frame["event"].clone()),
+            Some("caught_up") => {
+                assert!(caught_up.is_none(), "a second caught_up: {frame}");
+                let version = frame["version"].as_u64().unwrap();
+                assert_eq!(
+                    Some(version),
+                    events.last().and_then(|e| e["seq"].as_u64()).or(Some(0)),
+                    "caught_up after a partial backlog"
+                );
+                caught_up = Some(version);
+            }
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+    assert_eq!(
+        seqs(&events),
+        (1..=last).collect::<Vec<_>>(),
+        "gap or duplicate across the backlog/live switch"
+    );
+    socket.expect_silence(QUIET).await;
+    (events, caught_up.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn subscribing_while_events_are_written_loses_and_repeats_nothing() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 0).await;
+    const WRITES: u64 = 60;
+
+    let writer = {
+        let c = c.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            for n in 0..WRITES {
+                add_card(&c, &id, &format!("w{n}")).await;
+            }
+        })
+    };
+    // Subscribers join at different moments of the write burst.
+    let mut readers = Vec::new();
+    for _ in 0..6 {
+        let socket = c.subscribe("board", &id, None).await;
+        readers.push(tokio::spawn(read_all(socket, WRITES + 1)));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    writer.await.expect("writer");
+    let log = c.all_events("board", &id).await;
+    let mut switch_points = Vec::new();
+    for reader in readers {
+        let (events, caught_up) = reader.await.expect("reader");
+        assert_eq!(events, log);
+        switch_points.push(caught_up);
+    }
+    // The first subscriber joined while (at most) a few of the 60 writes were done, so at
+    // least one switched from backlog to live in the middle of the burst.
+    assert!(
+        switch_points.iter().any(|v| *v < WRITES + 1),
+        "no subscriber joined during the writes: {switch_points:?}"
+    );
+}
+
+/// workerd evicts a Durable Object after ~10 s without requests, even while hibernatable
+/// WebSockets are attached (they stay open, held by the runtime). The next request builds
+/// a new instance (a new `x-edgeloop-instance`), which must still push to those sockets.
+#[tokio::test]
+async fn a_subscriber_still_receives_pushes_after_its_object_was_evicted() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 1).await;
+    let mut socket = c.subscribe("board", &id, None).await;
+    let instance = socket
+        .headers
+        .get("x-edgeloop-instance")
+        .expect("instance header on the upgrade")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(socket.next_events(2).await.len(), 2);
+    assert_eq!(socket.caught_up().await, 2);
+
+    let mut evictions = 0;
+    // Idle periods (the object gets no request at all meanwhile); longer ones only if a
+    // slow machine kept the object alive.
+    for (round, idle) in [13, 20, 30].into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_secs(idle)).await;
+        let reply = c
+            .command(
+                "board",
+                &id,
+                &cmd(
+                    "AddCard",
+                    json!({"card_id": format!("after-idle-{round}"), "title": "t"}),
+                ),
+            )
+            .await;
+        let body = reply.expect(200);
+        let event = socket.next_event().await;
+        assert_eq!(event, body["events"][0], "the push after {idle} s idle");
+        if reply.instance() != instance {
+            evictions += 1;
+            break;
+        }
+    }
+    assert!(
+        evictions > 0,
+        "the object was never evicted (same x-edgeloop-instance throughout): the test proved nothing"
+    );
+
+    // The re-created object keeps serving the old socket, and new ones.
+    let more = add_card(&c, &id, "after-eviction").await;
+    assert_eq!(socket.next_event().await, more);
+    let mut late = c
+        .subscribe("board", &id, Some(more["seq"].as_u64().unwrap() - 1))
+        .await;
+    assert_eq!(late.next_event().await, more);
+    assert_eq!(late.caught_up().await, more["seq"].as_u64().unwrap());
+    socket.expect_silence(QUIET).await;
+}
+
+/// Flow control: a catching-up subscriber gets at most `WS_ACK_WINDOW` events beyond its
+/// last ack; a live one that falls further behind is closed with 4008 and resumes with
+/// `?after=` from its last ack, losing nothing.
+#[tokio::test]
+async fn subscribers_are_paced_by_their_acks() {
+    let worker = tests::Worker::start_with(tests::Options::new().var("WS_ACK_WINDOW", 5));
+    let c = worker.client();
+    let id = board_with_cards(&c, 11).await; // version 12
+    let log = c.all_events("board", &id).await;
+
+    let mut socket = c.subscribe("board", &id, None).await;
+    assert_eq!(socket.next_events(5).await, log[..5]);
+    socket.expect_silence(QUIET).await;
+    socket.ack(5).await;
+    assert_eq!(socket.next_events(5).await, log[5..10]);
+    socket.expect_silence(QUIET).await;
+    socket.ack(10).await;
+    assert_eq!(socket.next_events(2).await, log[10..12]);
+    assert_eq!(socket.caught_up().await, 12);
+
+    // Live, with 10 acknowledged: 13..=15 fit the window, 16 does not.
+    let mut live = Vec::new();
+    for n in 0..3 {
+        live.push(add_card(&c, &id, &format!("l{n}")).await);
+    }
+    assert_eq!(socket.next_events(3).await, live);
+    let overflow = add_card(&c, &id, "overflow").await;
+    let frame = socket.next_frame().await;
+    assert_eq!(
+        (frame["kind"].as_str(), frame["code"].as_str()),
+        (Some("error"), Some("slow_consumer")),
+        "{frame}"
+    );
+    assert_eq!(frame["resume_after"], 10);
+    assert_eq!(socket.expect_close().await, Some(4008));
+
+    // Resuming from the last ack replays the rest, paced the same way.
+    let mut socket = c.subscribe("board", &id, Some(10)).await;
+    let log = c.all_events("board", &id).await;
+    assert_eq!(socket.next_events(5).await, log[10..15]);
+    socket.ack(15).await;
+    assert_eq!(socket.next_event().await, overflow);
+    assert_eq!(socket.caught_up().await, 16);
+}
+
+#[tokio::test]
+async fn a_client_sending_too_many_frames_is_closed_with_4029() {
+    let worker =
+        tests::Worker::start_with(tests::Options::new().var("WS_MAX_FRAMES_PER_SECOND", 3));
+    let c = worker.client();
+    let id = board_with_cards(&c, 0).await;
+    let mut socket = c.subscribe("board", &id, None).await;
+    assert_eq!(socket.next_events(1).await.len(), 1);
+    assert_eq!(socket.caught_up().await, 1);
+    for _ in 0..6 {
+        socket.ack(1).await;
+    }
+    let frame = socket.next_frame().await;
+    assert_eq!(
+        (frame["kind"].as_str(), frame["code"].as_str()),
+        (Some("error"), Some("rate_limited")),
+        "{frame}"
+    );
+    assert_eq!(socket.expect_close().await, Some(4029));
+}
+
+#[tokio::test]
+async fn subscribers_beyond_the_limit_are_429_with_retry_after() {
+    let worker =
+        tests::Worker::start_with(tests::Options::new().var("MAX_SUBSCRIBERS_PER_AGGREGATE", 2));
+    let c = worker.client();
+    let id = board_with_cards(&c, 0).await;
+    let path = format!("/v1/aggregates/board/{id}/ws");
+    let first = c.subscribe("board", &id, None).await;
+    let mut second = c.subscribe("board", &id, None).await;
+    let refused = c.try_socket(&path).await.expect_err("a third subscriber");
+    refused.expect_error(429, "rate_limited");
+    let retry_after = refused.header("retry-after").expect("Retry-After on 429");
+    assert!(
+        retry_after.parse::<u64>().is_ok_and(|s| s >= 1),
+        "Retry-After: {retry_after}"
+    );
+
+    // Another aggregate has its own allowance.
+    let other = board_with_cards(&c, 0).await;
+    c.subscribe("board", &other, None).await.next_event().await;
+
+    // A subscriber that leaves frees its place (once the close handshake is through).
+    first.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut third = loop {
+        match c.try_socket(&path).await {
+            Ok(socket) => break socket,
+            Err(reply) if reply.status == 429 && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(reply) => panic!(
+                "the freed place was not given: {} {}",
+                reply.status,
+                reply.text()
+            ),
+        }
+    };
+    assert_eq!(third.next_event().await["seq"], 1);
+    assert_eq!(third.caught_up().await, 1);
+    let live = add_card(&c, &id, "l1").await;
+    assert_eq!(third.next_event().await, live);
+    second.next_event().await;
+    assert_eq!(second.caught_up().await, 1);
+    assert_eq!(second.next_event().await, live);
+}
