@@ -15,9 +15,10 @@ use crate::ParseError;
 pub enum Scope {
     /// Send commands to aggregates.
     Commands,
-    /// Read aggregate state, event listings, read models, and subscribe to live events.
+    /// Read one aggregate's state (also as of a past version or time), its event listing,
+    /// read models, and subscribe to live events.
     Read,
-    /// Replay history: the global stream, time travel, exports.
+    /// Bulk history: the global stream across aggregates, replays and exports.
     Replay,
     /// Run agent loops: poll/ack/nack consumer groups.
     Consume,

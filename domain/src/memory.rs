@@ -7,16 +7,28 @@
 
 use std::collections::BTreeMap;
 
-use crate::store::{Direction, EventStore, ReadQuery, Snapshot, StoreError, StoredEvent};
+use crate::store::{
+    Direction, EventStore, Idempotency, IdempotentResult, ReadQuery, Snapshot, StoreError,
+    StoredEvent,
+};
 
 /// One aggregate's event log, idempotency keys and snapshots, in memory.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InMemoryStore {
     events: Vec<StoredEvent>,
-    /// Idempotency key → the seqs appended under it (`first..first + count`; `count` may be 0).
-    idempotency: BTreeMap<String, (u64, usize)>,
+    /// Idempotency key → what its command did.
+    idempotency: BTreeMap<String, Remembered>,
     /// Snapshot seq → state.
     snapshots: BTreeMap<u64, Vec<u8>>,
+}
+
+/// What an idempotency key remembers: the request's fingerprint and the seqs appended
+/// under it (`first..first + count`; `count` is 0 for a command that decided nothing).
+#[derive(Debug, Clone, PartialEq)]
+struct Remembered {
+    fingerprint: String,
+    first: u64,
+    count: usize,
 }
 
 impl InMemoryStore {
@@ -52,7 +64,7 @@ impl EventStore for InMemoryStore {
     fn append(
         &mut self,
         events: &[StoredEvent],
-        idempotency_key: Option<&str>,
+        idempotency: Option<Idempotency<'_>>,
     ) -> Result<(), StoreError> {
         let version = self.version()?;
         for (event, expected) in events.iter().zip(version + 1..) {
@@ -63,14 +75,21 @@ impl EventStore for InMemoryStore {
                 )));
             }
         }
-        if let Some(key) = idempotency_key {
-            if self.idempotency.contains_key(key) {
+        if let Some(idempotency) = idempotency {
+            if self.idempotency.contains_key(idempotency.key) {
                 return Err(StoreError(format!(
-                    "idempotency key `{key}` was already used"
+                    "idempotency key `{}` was already used",
+                    idempotency.key
                 )));
             }
-            self.idempotency
-                .insert(key.to_owned(), (version + 1, events.len()));
+            self.idempotency.insert(
+                idempotency.key.to_owned(),
+                Remembered {
+                    fingerprint: idempotency.fingerprint.to_owned(),
+                    first: version + 1,
+                    count: events.len(),
+                },
+            );
         }
         self.events.extend_from_slice(events);
         Ok(())
@@ -100,11 +119,12 @@ impl EventStore for InMemoryStore {
         Ok(events)
     }
 
-    fn idempotent_events(&self, key: &str) -> Result<Option<Vec<StoredEvent>>, StoreError> {
-        Ok(self
-            .idempotency
-            .get(key)
-            .map(|&(first, count)| self.slice(first, count)))
+    fn idempotent_result(&self, key: &str) -> Result<Option<IdempotentResult>, StoreError> {
+        Ok(self.idempotency.get(key).map(|r| IdempotentResult {
+            fingerprint: r.fingerprint.clone(),
+            version: r.first - 1 + r.count as u64,
+            events: self.slice(r.first, r.count),
+        }))
     }
 
     fn seq_at_time(&self, unix_ms: i64) -> Result<u64, StoreError> {
@@ -153,6 +173,15 @@ mod tests {
         }
     }
 
+    /// An idempotency key whose fingerprint names the key (enough for the store's tests).
+    fn key(key: &'static str) -> Idempotency<'static> {
+        let fingerprint: &'static str = match key {
+            "k1" => "fp-k1",
+            _ => "fp",
+        };
+        Idempotency { key, fingerprint }
+    }
+
     fn store_with(n: u64) -> InMemoryStore {
         let mut store = InMemoryStore::new();
         let events: Vec<StoredEvent> = (1..=n).map(|seq| event(seq, seq as i64 * 1000)).collect();
@@ -188,7 +217,7 @@ mod tests {
             vec![event(3, 0), event(3, 0)],
         ] {
             let mut store = store_with(2);
-            let error = store.append(&bad, Some("k")).unwrap_err();
+            let error = store.append(&bad, Some(key("k"))).unwrap_err();
             assert!(error.0.contains("densely"), "{error}");
             assert_eq!(store, store_with(2), "a refused append changed the store");
         }
@@ -202,24 +231,24 @@ mod tests {
     fn idempotency_keys_remember_their_events() {
         let mut store = store_with(1);
         store
-            .append(&[event(2, 0), event(3, 0)], Some("k1"))
+            .append(&[event(2, 0), event(3, 0)], Some(key("k1")))
             .unwrap();
-        store.append(&[], Some("k-noop")).unwrap();
+        store.append(&[], Some(key("k-noop"))).unwrap();
         store.append(&[event(4, 0)], None).unwrap();
-        assert_eq!(
-            store.idempotent_events("k1").unwrap().map(|e| seqs(&e)),
-            Some(vec![2, 3])
-        );
-        assert_eq!(store.idempotent_events("k-noop"), Ok(Some(vec![])));
-        assert_eq!(store.idempotent_events("unknown"), Ok(None));
+        let k1 = store.idempotent_result("k1").unwrap().unwrap();
+        assert_eq!((seqs(&k1.events), k1.version), (vec![2, 3], 3));
+        assert_eq!(k1.fingerprint, "fp-k1");
+        let noop = store.idempotent_result("k-noop").unwrap().unwrap();
+        assert_eq!((noop.events.len(), noop.version), (0, 3));
+        assert_eq!(store.idempotent_result("unknown"), Ok(None));
     }
 
     #[test]
     fn an_idempotency_key_is_used_once() {
         let mut store = store_with(1);
-        store.append(&[event(2, 0)], Some("k")).unwrap();
+        store.append(&[event(2, 0)], Some(key("k"))).unwrap();
         let before = store.clone();
-        assert!(store.append(&[event(3, 0)], Some("k")).is_err());
+        assert!(store.append(&[event(3, 0)], Some(key("k"))).is_err());
         assert_eq!(store, before);
     }
 

@@ -105,6 +105,24 @@ impl ReadQuery {
     }
 }
 
+/// An idempotency key and the fingerprint of the request it came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idempotency<'a> {
+    pub key: &'a str,
+    pub fingerprint: &'a str,
+}
+
+/// The remembered outcome of a command sent with an idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdempotentResult {
+    /// [`CommandRequest::fingerprint`] of the original request.
+    pub fingerprint: String,
+    /// The aggregate's version right after the command.
+    pub version: u64,
+    /// The events it appended (none for a command that decided nothing).
+    pub events: Vec<StoredEvent>,
+}
+
 /// A saved state at `seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -116,17 +134,18 @@ pub struct Snapshot {
 pub trait EventStore {
     /// The highest seq (0 when the log is empty).
     fn version(&self) -> Result<u64, StoreError>;
-    /// Appends events that continue the log densely, all or nothing, remembering
-    /// `idempotency_key` (when given) as the key they were appended under.
+    /// Appends events that continue the log densely, all or nothing, remembering the
+    /// idempotency key (when given) with the events, in the same write. With no events and
+    /// a key, records that the key's command decided nothing at the current version.
     fn append(
         &mut self,
         events: &[StoredEvent],
-        idempotency_key: Option<&str>,
+        idempotency: Option<Idempotency<'_>>,
     ) -> Result<(), StoreError>;
     /// Reads a range of the log.
     fn read(&self, query: &ReadQuery) -> Result<Vec<StoredEvent>, StoreError>;
-    /// The events appended under an idempotency key, if that key was used.
-    fn idempotent_events(&self, key: &str) -> Result<Option<Vec<StoredEvent>>, StoreError>;
+    /// What the command sent with an idempotency key did, if that key was used.
+    fn idempotent_result(&self, key: &str) -> Result<Option<IdempotentResult>, StoreError>;
     /// The highest seq recorded at or before `unix_ms` (0 when none).
     fn seq_at_time(&self, unix_ms: i64) -> Result<u64, StoreError>;
     /// The newest snapshot with seq <= `at_or_below`.
@@ -155,6 +174,20 @@ pub struct CommandRequest {
     pub causation_id: Option<String>,
 }
 
+impl CommandRequest {
+    /// A digest of what the command asks for (its type and data), to tell a retry from a
+    /// different command reusing an idempotency key. The expected version and metadata are
+    /// left out: a retry may carry a stale version or a fresh command id and is still the
+    /// same intent. serde_json sorts object keys, so equal JSON gives equal fingerprints
+    /// whatever the key order on the wire.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let canonical = serde_json::json!([self.command_type, self.data]);
+        let digest = sha2::Sha256::digest(canonical.to_string().as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// What the runtime supplies to a command: the clock, id generation, metadata.
 pub struct CommandInputs<'a> {
     pub now_ms: i64,
@@ -181,6 +214,10 @@ pub enum ExecuteError {
     Command(#[from] CommandError),
     #[error(transparent)]
     Conflict(#[from] VersionConflict),
+    /// The idempotency key was used before with a different request. HTTP 422
+    /// `idempotency_key_reused`.
+    #[error("the Idempotency-Key `{key}` was already used with a different request")]
+    IdempotencyKeyReused { key: String },
     /// The command decided more events than the configured bound. HTTP 413.
     #[error("the command produced {produced} events; at most {limit} are allowed per command")]
     TooManyEvents { produced: usize, limit: usize },
@@ -275,13 +312,22 @@ impl Loaded {
         inputs: CommandInputs<'_>,
         snapshot_every: u64,
     ) -> Result<CommandOutcome, ExecuteError> {
-        if let Some(key) = inputs.idempotency_key
-            && let Some(events) = store.idempotent_events(key)?
+        let fingerprint = inputs.idempotency_key.map(|_| request.fingerprint());
+        let idempotency = inputs
+            .idempotency_key
+            .zip(fingerprint.as_deref())
+            .map(|(key, fingerprint)| Idempotency { key, fingerprint });
+        if let Some(idempotency) = idempotency
+            && let Some(earlier) = store.idempotent_result(idempotency.key)?
         {
-            let version = events.last().map_or(self.version, |e| e.seq);
+            if earlier.fingerprint != idempotency.fingerprint {
+                return Err(ExecuteError::IdempotencyKeyReused {
+                    key: idempotency.key.to_owned(),
+                });
+            }
             return Ok(CommandOutcome {
-                version,
-                events,
+                version: earlier.version,
+                events: earlier.events,
                 replayed: true,
             });
         }
@@ -306,7 +352,7 @@ impl Loaded {
                 metadata: inputs.metadata.clone(),
             })
             .collect();
-        store.append(&events, inputs.idempotency_key)?;
+        store.append(&events, idempotency)?;
         let previous = self.version;
         self.version += events.len() as u64;
         // `decide` checked that every event decodes back to itself, so applying cannot

@@ -203,7 +203,7 @@ fn a_conflict_writes_nothing() {
     ));
     assert_eq!(rt.store, before);
     assert_eq!(
-        rt.store.idempotent_events("k"),
+        rt.store.idempotent_result("k"),
         Ok(None),
         "a failed command does not burn its key"
     );
@@ -227,6 +227,42 @@ fn an_idempotent_repeat_returns_the_original_result_and_appends_nothing() {
     );
     assert_eq!(rt.store.events(), log);
     assert_eq!(rt.loaded.version, 3);
+}
+
+#[test]
+fn an_idempotency_key_reused_for_another_command_is_refused_and_writes_nothing() {
+    let mut rt = Runtime::new();
+    rt.ok(create());
+    rt.send(add_card("c1"), Some("key-1")).unwrap();
+    let store = rt.store.clone();
+    let error = rt.send(add_card("c2"), Some("key-1")).unwrap_err();
+    assert_eq!(
+        error,
+        ExecuteError::IdempotencyKeyReused {
+            key: "key-1".into()
+        }
+    );
+    assert_eq!(rt.store, store);
+    // Key order on the wire does not make a retry look like another command.
+    let reordered = json!({"data": {"title": "Card c1", "card_id": "c1"}, "type": "AddCard"});
+    assert!(rt.send(reordered, Some("key-1")).unwrap().replayed);
+}
+
+#[test]
+fn a_command_that_decided_nothing_keeps_its_key_after_the_state_moves_on() {
+    let mut rt = Runtime::new();
+    rt.ok(create());
+    rt.ok(add_card("c1")); // in Inbox
+    let to_inbox = json!({"type": "MoveCard", "data": {"card_id": "c1", "to_column": "Inbox"}});
+    let first = rt.send(to_inbox.clone(), Some("move-1")).unwrap();
+    assert_eq!((first.events.len(), first.version), (0, 2));
+    rt.ok(json!({"type": "MoveCard", "data": {"card_id": "c1", "to_column": "Done"}}));
+    // The retry is the original (empty) result: it does not move the card back.
+    let retry = rt.send(to_inbox, Some("move-1")).unwrap();
+    assert!(retry.replayed);
+    assert_eq!((retry.events.len(), retry.version), (0, 2));
+    assert_eq!(rt.loaded.version, 3);
+    assert_eq!(rt.loaded.state.to_json()["cards"]["c1"]["column"], "Done");
 }
 
 #[test]

@@ -131,6 +131,9 @@ impl From<ExecuteError> for ApiError {
             }
             ExecuteError::Command(CommandError::Encoding(e)) => ApiError::internal(e),
             ExecuteError::Conflict(c) => ApiError::version_conflict(c),
+            e @ ExecuteError::IdempotencyKeyReused { .. } => {
+                ApiError::new(422, "idempotency_key_reused", e.to_string())
+            }
             e @ ExecuteError::TooManyEvents { .. } => ApiError::payload_too_large(e.to_string()),
             ExecuteError::Store(s) => ApiError::internal(s),
         }
@@ -184,29 +187,34 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    /// Picks the first supported media type in `Accept` (no header, `*/*` or anything
-    /// unknown means JSON: a listing is always answerable).
+    /// Picks the supported media type with the highest quality in `Accept` (ties: the
+    /// first listed). No header, `*/*`, or nothing supported means JSON: a listing is
+    /// always answerable. A type offered with `q=0` is never chosen.
     pub fn from_accept(accept: Option<&str>) -> Self {
         let Some(accept) = accept else {
             return Encoding::Json;
         };
+        let mut best: Option<(f32, Encoding)> = None;
         for part in accept.split(',') {
-            let media = part
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            match media.as_str() {
-                "application/x-ndjson" | "application/ndjson" => return Encoding::Ndjson,
+            let mut fields = part.split(';');
+            let media = fields.next().unwrap_or("").trim().to_ascii_lowercase();
+            let quality = fields
+                .filter_map(|f| f.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let encoding = match media.as_str() {
+                "application/x-ndjson" | "application/ndjson" => Encoding::Ndjson,
                 "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => {
-                    return Encoding::MessagePack;
+                    Encoding::MessagePack
                 }
-                "application/json" => return Encoding::Json,
-                _ => {}
+                "application/json" => Encoding::Json,
+                _ => continue,
+            };
+            if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
+                best = Some((quality, encoding));
             }
         }
-        Encoding::Json
+        best.map_or(Encoding::Json, |(_, encoding)| encoding)
     }
 
     pub fn content_type(self) -> &'static str {
@@ -451,6 +459,14 @@ mod tests {
             Encoding::MessagePack
         );
         assert_eq!(Encoding::from_accept(Some("*/*")), Encoding::Json);
+        assert_eq!(
+            Encoding::from_accept(Some("application/json;q=0, application/x-ndjson")),
+            Encoding::Ndjson
+        );
+        assert_eq!(
+            Encoding::from_accept(Some("application/json;q=0.5, application/msgpack;q=0.9")),
+            Encoding::MessagePack
+        );
     }
 
     #[test]

@@ -10,7 +10,10 @@
 
 use domain::codec;
 use domain::envelope::Metadata;
-use domain::store::{Direction, EventStore, ReadQuery, Snapshot, StoreError, StoredEvent};
+use domain::store::{
+    Direction, EventStore, Idempotency, IdempotentResult, ReadQuery, Snapshot, StoreError,
+    StoredEvent,
+};
 use serde_json::json;
 use worker::{SqlStorage, SqlStorageValue};
 
@@ -26,10 +29,16 @@ CREATE TABLE IF NOT EXISTS events (
     correlation_id  TEXT,
     causation_id    TEXT,
     actor           TEXT,
-    idempotency_key TEXT
+    idempotency_key TEXT,
+    request_hash    TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_idempotency_key ON events (idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_by_time ON events (recorded_at, seq);
+CREATE TABLE IF NOT EXISTS idempotent_noops (
+    idempotency_key TEXT    PRIMARY KEY,
+    request_hash    TEXT    NOT NULL,
+    version         INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS snapshots (
     seq   INTEGER PRIMARY KEY,
     state BLOB    NOT NULL
@@ -158,9 +167,21 @@ impl EventStore for SqliteStore {
     fn append(
         &mut self,
         events: &[StoredEvent],
-        idempotency_key: Option<&str>,
+        idempotency: Option<Idempotency<'_>>,
     ) -> Result<(), StoreError> {
+        let (key, hash) = idempotency.map(|i| (i.key, i.fingerprint)).unzip();
         if events.is_empty() {
+            // A command that decided nothing: remember its key, so a retry after the
+            // state has moved on still answers the original (empty) result.
+            if let (Some(key), Some(hash)) = (key, hash) {
+                self.sql
+                    .exec(
+                        "INSERT INTO idempotent_noops (idempotency_key, request_hash, version)
+                         VALUES (?, ?, (SELECT coalesce(max(seq), 0) FROM events))",
+                        vec![key.into(), hash.into()],
+                    )
+                    .map_err(store_err)?;
+            }
             return Ok(());
         }
         let rows: Vec<_> = events
@@ -180,16 +201,21 @@ impl EventStore for SqliteStore {
                 ])
             })
             .collect();
-        // One statement: all rows or none. The primary key rejects a seq that is taken,
-        // so two writers can never both append the same position.
+        // One statement: all rows, with their idempotency record, or none. The primary key
+        // rejects a seq that is taken, so two writers can never both append one position.
         self.sql
             .exec(
                 "INSERT INTO events (seq, event_id, type, schema_version, payload, recorded_at,
-                                     command_id, correlation_id, causation_id, actor, idempotency_key)
+                                     command_id, correlation_id, causation_id, actor,
+                                     idempotency_key, request_hash)
                  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, unhex(value ->> 4), value ->> 5,
-                        value ->> 6, value ->> 7, value ->> 8, value ->> 9, ?2
+                        value ->> 6, value ->> 7, value ->> 8, value ->> 9, ?2, ?3
                  FROM json_each(?1)",
-                vec![serde_json::to_string(&rows).map_err(store_err)?.into(), idempotency_key.into()],
+                vec![
+                    serde_json::to_string(&rows).map_err(store_err)?.into(),
+                    key.into(),
+                    hash.into(),
+                ],
             )
             .map_err(store_err)?;
         Ok(())
@@ -208,12 +234,36 @@ impl EventStore for SqliteStore {
         )
     }
 
-    fn idempotent_events(&self, key: &str) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+    fn idempotent_result(&self, key: &str) -> Result<Option<IdempotentResult>, StoreError> {
         let events = self.query_events(
             &format!("SELECT {COLUMNS} FROM events WHERE idempotency_key = ? ORDER BY seq"),
             vec![key.into()],
         )?;
-        Ok((!events.is_empty()).then_some(events))
+        let (sql, version) = match events.last() {
+            Some(last) => (
+                "SELECT request_hash, NULL FROM events WHERE idempotency_key = ? LIMIT 1",
+                Some(last.seq),
+            ),
+            None => (
+                "SELECT request_hash, version FROM idempotent_noops WHERE idempotency_key = ?",
+                None,
+            ),
+        };
+        let cursor = self.sql.exec(sql, vec![key.into()]).map_err(store_err)?;
+        let Some(row) = cursor.raw().next() else {
+            return Ok(None);
+        };
+        let row = row.map_err(store_err)?;
+        let version = match (version, row.get(1)) {
+            (Some(version), _) => version,
+            (None, Some(value)) => integer(value)? as u64,
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(IdempotentResult {
+            fingerprint: row.first().and_then(text).unwrap_or_default(),
+            version,
+            events,
+        }))
     }
 
     fn seq_at_time(&self, unix_ms: i64) -> Result<u64, StoreError> {
