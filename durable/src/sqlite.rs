@@ -17,8 +17,11 @@ use domain::store::{
 use serde_json::json;
 use worker::{SqlStorage, SqlStorageValue};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
+/// The schema, as migrations: entry `i` brings a database from version `i` to `i + 1`.
+/// Append new entries; never edit a released one. Objects migrate themselves when they
+/// open their store, before any request is served.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE events (
     seq             INTEGER PRIMARY KEY,
     event_id        TEXT    NOT NULL UNIQUE,
     type            TEXT    NOT NULL,
@@ -32,18 +35,18 @@ CREATE TABLE IF NOT EXISTS events (
     idempotency_key TEXT,
     request_hash    TEXT
 );
-CREATE INDEX IF NOT EXISTS events_by_idempotency_key ON events (idempotency_key) WHERE idempotency_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_by_time ON events (recorded_at, seq);
-CREATE TABLE IF NOT EXISTS idempotent_noops (
+CREATE INDEX events_by_idempotency_key ON events (idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX events_by_time ON events (recorded_at, seq);
+CREATE TABLE idempotent_noops (
     idempotency_key TEXT    PRIMARY KEY,
     request_hash    TEXT    NOT NULL,
     version         INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS snapshots (
+CREATE TABLE snapshots (
     seq   INTEGER PRIMARY KEY,
     state BLOB    NOT NULL
 );
-";
+"];
 
 const COLUMNS: &str = "seq, event_id, type, schema_version, payload, recorded_at, command_id, correlation_id, causation_id, actor";
 
@@ -72,9 +75,31 @@ fn int(v: u64) -> SqlStorageValue {
 
 impl SqliteStore {
     /// Opens the store, creating the schema if needed.
+    /// Opens the store, migrating the schema to the current version if needed. Runs with
+    /// no `.await`, so a migration and its version record commit together.
     pub fn open(sql: SqlStorage) -> Result<Self, StoreError> {
-        sql.exec(SCHEMA, None).map_err(store_err)?;
-        Ok(Self { sql })
+        let store = Self { sql };
+        store
+            .sql
+            .exec(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
+                None,
+            )
+            .map_err(store_err)?;
+        let current = store
+            .scalar("SELECT max(version) FROM schema_migrations", vec![])?
+            .unwrap_or(0) as usize;
+        for (version, migration) in MIGRATIONS.iter().enumerate().skip(current) {
+            store.sql.exec(migration, None).map_err(store_err)?;
+            store
+                .sql
+                .exec(
+                    "INSERT INTO schema_migrations (version) VALUES (?)",
+                    vec![int(version as u64 + 1)],
+                )
+                .map_err(store_err)?;
+        }
+        Ok(store)
     }
 
     fn query_events(

@@ -89,9 +89,23 @@ pub enum ClientFrame {
     Ack { seq: u64 },
 }
 
+/// `{"kind":"event","event":envelope}`, fields in the envelope's documented order.
+#[derive(Serialize)]
+struct EventFrame<'a> {
+    kind: &'static str,
+    event: &'a EventEnvelope,
+}
+
 pub fn send_event(socket: &WebSocket, event: &EventEnvelope) {
-    // A closing socket fails to send; the runtime drops it.
-    let _ = socket.send_with_str(json!({ "kind": "event", "event": event }).to_string());
+    let frame = EventFrame {
+        kind: "event",
+        event,
+    };
+    // Serializing our own types cannot fail; a closing socket fails to send and the
+    // runtime drops it.
+    if let Ok(text) = serde_json::to_string(&frame) {
+        let _ = socket.send_with_str(text);
+    }
 }
 
 /// Sends an error frame and closes with `code`.
