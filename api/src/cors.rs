@@ -74,15 +74,22 @@ impl Cors {
 
     /// Adds CORS headers to an answer for an allowed origin. WebSocket upgrades are left
     /// alone: browsers do not apply CORS to them (the token is what protects sockets).
+    ///
+    /// An answer fetched from a Durable Object has immutable headers (setting one fails
+    /// silently), so the headers are copied into a fresh, mutable set first.
     pub fn decorate(&self, mut response: Response, origin: Option<&str>) -> Response {
         if response.status_code() == 101 {
             return response;
         }
         if let Some(origin) = origin.filter(|o| self.allows(o)) {
-            let headers = response.headers_mut();
+            let headers = Headers::new();
+            for (name, value) in response.headers().entries() {
+                let _ = headers.append(&name, &value);
+            }
             let _ = headers.set("access-control-allow-origin", origin);
             let _ = headers.set("access-control-expose-headers", EXPOSE_HEADERS);
             let _ = headers.append("vary", "Origin");
+            *response.headers_mut() = headers;
         }
         response
     }

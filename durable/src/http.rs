@@ -360,12 +360,13 @@ pub fn listing_params(query: &Query) -> ApiResult<ListingParams> {
     let limit = match u64_param(query, "limit")? {
         None => DEFAULT_LIMIT,
         Some(0) => return Err(ApiError::bad_request("`limit` must be at least 1")),
-        Some(n) if n as usize > MAX_LIMIT => {
+        // Compare as u64: on wasm32 `usize` is 32 bits, and a cast first would wrap 2^32 to 0.
+        Some(n) if n > MAX_LIMIT as u64 => {
             return Err(ApiError::bad_request(format!(
                 "`limit` must be at most {MAX_LIMIT}, got {n}"
             )));
         }
-        Some(n) => n as usize,
+        Some(n) => n as usize, // at most MAX_LIMIT here
     };
     Ok(ListingParams {
         direction,
@@ -413,6 +414,11 @@ mod tests {
         );
         assert_eq!(
             listing_params(&q(&[("limit", "0")])).unwrap_err().status,
+            400
+        );
+        // 2^32 would wrap to 0 on wasm32 if cast before the comparison.
+        assert_eq!(
+            listing_params(&q(&[("limit", "4294967296")])).unwrap_err().status,
             400
         );
         assert_eq!(

@@ -165,6 +165,11 @@ async fn limit_is_1_to_10000_and_bad_parameters_are_400() {
         "?limit=10001",
         "?limit=0",
         "?limit=-5",
+        // Past 32 bits (the Worker's usize on wasm32): not to be wrapped to 0 or 5.
+        "?limit=4294967296",
+        "?limit=4294967301",
+        "?direction=backward&limit=4294967298",
+        "?limit=9007199254740991",
         "?limit=ten",
         "?after=-1",
         "?after=1.5",

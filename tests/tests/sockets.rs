@@ -1,6 +1,7 @@
 //! Live subscriptions: backlog, `caught_up`, live events; several subscribers; reconnect
-//! with `?after=N` (no gap, no duplicate); subscribing while writes are in flight; and a
-//! subscriber whose Durable Object was evicted still receiving pushes.
+//! with `?after=N` (no gap, no duplicate); subscribing while writes are in flight; a
+//! subscriber whose Durable Object was evicted still receiving pushes; and flow control:
+//! acks, slow readers cut off (4008) beside fast ones, frame floods (4029), subscriber caps.
 
 use std::time::Duration;
 
@@ -366,6 +367,114 @@ async fn subscribers_are_paced_by_their_acks() {
     socket.ack(15).await;
     assert_eq!(socket.next_event().await, overflow);
     assert_eq!(socket.caught_up().await, 16);
+}
+
+/// Reads the frames a subscriber that was cut off for being slow still has buffered: the
+/// events it was sent, then the `slow_consumer` error frame, then the 4008 close. Returns
+/// the events and the error frame.
+async fn read_until_cut_off(socket: &mut Socket) -> (Vec<Value>, Value) {
+    let mut events = Vec::new();
+    loop {
+        let frame = socket.next_frame().await;
+        match frame["kind"].as_str() {
+            Some("event") => events.push(frame["event"].clone()),
+            Some("error") => {
+                assert_eq!(frame["code"], "slow_consumer", "{frame}");
+                assert!(
+                    frame["message"].as_str().is_some_and(|m| !m.is_empty()),
+                    "an error frame without a message: {frame}"
+                );
+                assert_eq!(socket.expect_close().await, Some(4008));
+                return (events, frame);
+            }
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+}
+
+/// Two subscribers of one aggregate, one slow: a reader that never acknowledges is cut off
+/// with 4008 and the documented `slow_consumer` frame once more than `WS_ACK_WINDOW` events
+/// are unacknowledged — whether it keeps reading or has stopped reading altogether — while
+/// a reader that acknowledges receives every event, in order, before and after the cut.
+/// The one that was cut off resumes from `resume_after` and loses nothing.
+#[tokio::test]
+async fn a_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving() {
+    const WINDOW: u64 = 16;
+    const WRITES: usize = 60;
+    let worker = tests::Worker::start_with(tests::Options::new().var("WS_ACK_WINDOW", WINDOW));
+    let c = worker.client();
+    let id = board_with_cards(&c, 0).await; // version 1
+    let mut fast = c.subscribe("board", &id, Some(1)).await;
+    let mut never_acks = c.subscribe("board", &id, Some(1)).await;
+    let mut stopped_reading = c.subscribe("board", &id, Some(1)).await;
+    assert_eq!(fast.caught_up().await, 1);
+    assert_eq!(never_acks.caught_up().await, 1);
+    assert_eq!(stopped_reading.caught_up().await, 1);
+    // From here on `stopped_reading` is not read until every write is done.
+
+    let mut committed = Vec::new();
+    let mut received = Vec::new();
+    let mut slow_received = Vec::new();
+    let mut cut_after_writes = None;
+    for n in 0..WRITES {
+        let event = add_card(&c, &id, &format!("c{n}")).await;
+        committed.push(event.clone());
+        // The fast reader processes each event and acknowledges it before the next write,
+        // so its unacknowledged backlog never comes near the window.
+        let got = fast.next_event().await;
+        assert_eq!(got, event, "the fast reader at write {n}");
+        fast.ack(got["seq"].as_u64().unwrap()).await;
+        received.push(got);
+        // The slow one reads but never acknowledges.
+        if cut_after_writes.is_none() {
+            let frame = never_acks.next_frame().await;
+            match frame["kind"].as_str() {
+                Some("event") => slow_received.push(frame["event"].clone()),
+                Some("error") => {
+                    assert_eq!(frame["code"], "slow_consumer", "{frame}");
+                    assert_eq!(frame["resume_after"], 1, "{frame}");
+                    assert!(frame["message"].as_str().is_some_and(|m| !m.is_empty()));
+                    assert_eq!(never_acks.expect_close().await, Some(4008));
+                    cut_after_writes = Some(n + 1);
+                }
+                _ => panic!("unexpected frame {frame}"),
+            }
+        }
+    }
+    // Cut at the first event past the window, with the window's worth delivered.
+    assert_eq!(cut_after_writes, Some(WINDOW as usize + 1));
+    assert_eq!(slow_received, committed[..WINDOW as usize]);
+    // The fast reader got everything, in order, also the events after the cut.
+    assert_eq!(received, committed);
+    assert!(received.len() > WINDOW as usize + 1);
+    fast.expect_silence(QUIET).await;
+    assert_eq!(c.all_events("board", &id).await[1..], committed[..]);
+
+    // The reader that stopped reading was cut off the same way; its buffered frames say so.
+    let (buffered, error) = read_until_cut_off(&mut stopped_reading).await;
+    assert_eq!(buffered, committed[..WINDOW as usize]);
+    assert_eq!(error["resume_after"], 1);
+
+    // Resuming from `resume_after`, paced by acks, loses nothing.
+    let mut resumed = c.subscribe("board", &id, Some(1)).await;
+    let mut replayed: Vec<Value> = Vec::new();
+    loop {
+        let frame = resumed.next_frame().await;
+        match frame["kind"].as_str() {
+            Some("event") => {
+                replayed.push(frame["event"].clone());
+                if replayed.len().is_multiple_of(WINDOW as usize) {
+                    resumed.ack(1 + replayed.len() as u64).await;
+                }
+            }
+            Some("caught_up") => {
+                assert_eq!(frame["version"], 1 + WRITES as u64);
+                break;
+            }
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+    assert_eq!(replayed, committed);
 }
 
 #[tokio::test]
