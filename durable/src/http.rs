@@ -418,7 +418,9 @@ mod tests {
         );
         // 2^32 would wrap to 0 on wasm32 if cast before the comparison.
         assert_eq!(
-            listing_params(&q(&[("limit", "4294967296")])).unwrap_err().status,
+            listing_params(&q(&[("limit", "4294967296")]))
+                .unwrap_err()
+                .status,
             400
         );
         assert_eq!(
