@@ -27,8 +27,12 @@ pub struct Admitted {
 }
 
 impl Admitted {
-    pub fn tenant(&self) -> Option<&str> {
-        self.principal.as_ref().map(|p| p.tenant.as_str())
+    /// The authenticated caller. Every route that reaches data is authenticated, so a
+    /// missing principal there is a bug, answered 500 rather than served untenanted.
+    pub fn principal(&self) -> ApiResult<&Principal> {
+        self.principal
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("a data route was admitted without a principal"))
     }
 }
 
@@ -42,7 +46,7 @@ pub fn admit(req: &Request, env: &Env, config: &Config, route: &Route) -> ApiRes
         .and_then(|v| v.parse::<u64>().ok())
         && length > config.max_body_bytes as u64
     {
-        return Err(durable::aggregate_object::too_large(config.max_body_bytes));
+        return Err(ApiError::too_large(config.max_body_bytes));
     }
     let Some(scope) = route.scope() else {
         return Ok(Admitted::default());
@@ -79,32 +83,40 @@ fn secret(env: &Env) -> String {
         .unwrap_or_default()
 }
 
-/// The presented token, and the subprotocol to answer a socket upgrade with.
+/// The presented token, and the subprotocol to answer a socket upgrade with: a client that
+/// offers `edgeloop.v1` gets it back however it authenticates (a handshake answered with no
+/// protocol fails in browsers and most clients).
 fn credentials(req: &Request, route: &Route) -> ApiResult<(Option<String>, Option<&'static str>)> {
+    let offered = match route.is_socket() {
+        true => req.headers().get("sec-websocket-protocol")?,
+        false => None,
+    };
+    let offered = offered
+        .as_deref()
+        .map(auth::parse_ws_protocols)
+        .unwrap_or_default();
+    let ws_protocol = offered.offers_edgeloop_v1.then_some(WS_PROTOCOL);
     if let Some(header) = req.headers().get("authorization")? {
         let token = auth::bearer_from_header(&header).ok_or_else(|| {
             ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
         })?;
-        return Ok((Some(token.to_owned()), None));
+        return Ok((Some(token.to_owned()), ws_protocol));
     }
     if !route.is_socket() {
         return Ok((None, None));
     }
-    if let Some(header) = req.headers().get("sec-websocket-protocol")? {
-        let offered = auth::parse_ws_protocols(&header);
-        if let Some(token) = offered.token {
-            if !offered.offers_edgeloop_v1 {
-                return Err(ApiError::bad_request(format!(
-                    "a `bearer.` token in Sec-WebSocket-Protocol must be offered with `{WS_PROTOCOL}`"
-                )));
-            }
-            return Ok((Some(token.to_owned()), Some(WS_PROTOCOL)));
+    if let Some(token) = offered.token {
+        if !offered.offers_edgeloop_v1 {
+            return Err(ApiError::bad_request(format!(
+                "a `bearer.` token in Sec-WebSocket-Protocol must be offered with `{WS_PROTOCOL}`"
+            )));
         }
+        return Ok((Some(token.to_owned()), ws_protocol));
     }
     let url = req.url()?;
     let token = url
         .query_pairs()
         .find(|(k, _)| k == "access_token")
         .map(|(_, v)| v.into_owned());
-    Ok((token, None))
+    Ok((token, ws_protocol))
 }

@@ -1,9 +1,7 @@
 //! The route table.
 
 use durable::http::{ApiError, ApiResult, json_response};
-use durable::names::{
-    self, ACTOR_HEADER, EXPIRES_HEADER, TENANT_HEADER, TRUSTED_HEADERS, WS_PROTOCOL_HEADER,
-};
+use durable::names::{self, ACTOR_HEADER, EXPIRES_HEADER, TRUSTED_HEADERS, WS_PROTOCOL_HEADER};
 use serde_json::json;
 use worker::{Env, Method, Request, Response};
 
@@ -120,31 +118,34 @@ pub async fn dispatch(
                     names::MAX_ID_BYTES
                 )));
             }
-            let object = names::object_name(admitted.tenant(), &aggregate_type, &aggregate_id);
-            forward(req, env, &object, &admitted).await
+            let principal = admitted.principal()?;
+            let object =
+                names::object_name(principal.tenant.as_str(), &aggregate_type, &aggregate_id);
+            forward(req, env, &object, principal, admitted.ws_protocol).await
         }
     }
 }
 
 /// Forwards a request to the named aggregate object, with the principal in trusted
-/// headers. Client-sent copies of those headers are always removed first.
+/// headers. Client-sent copies of those headers are always removed first. The expiry
+/// passed on includes auth's clock leeway, so sockets end when the gate would start
+/// refusing the token.
 async fn forward(
     req: Request,
     env: &Env,
     object: &str,
-    admitted: &Admitted,
+    principal: &auth::Principal,
+    ws_protocol: Option<&str>,
 ) -> ApiResult<Response> {
     let mut inner = req.clone_mut()?;
     let headers = inner.headers_mut()?;
     for header in TRUSTED_HEADERS {
         headers.delete(header)?;
     }
-    if let Some(principal) = &admitted.principal {
-        headers.set(ACTOR_HEADER, &principal.actor)?;
-        headers.set(TENANT_HEADER, principal.tenant.as_str())?;
-        headers.set(EXPIRES_HEADER, &principal.expires_at.to_string())?;
-    }
-    if let Some(protocol) = admitted.ws_protocol {
+    headers.set(ACTOR_HEADER, &principal.actor)?;
+    let expires = principal.expires_at.saturating_add(auth::LEEWAY_SECS);
+    headers.set(EXPIRES_HEADER, &expires.to_string())?;
+    if let Some(protocol) = ws_protocol {
         headers.set(WS_PROTOCOL_HEADER, protocol)?;
     }
     let stub = env

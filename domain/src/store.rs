@@ -142,7 +142,9 @@ pub trait EventStore {
         events: &[StoredEvent],
         idempotency: Option<Idempotency<'_>>,
     ) -> Result<(), StoreError>;
-    /// Reads a range of the log.
+    /// Reads a range of the log: at most `query.limit` events, and possibly fewer (a store
+    /// may bound a page by size), but at least one when the range holds any. Callers page
+    /// on from the last seq they got.
     fn read(&self, query: &ReadQuery) -> Result<Vec<StoredEvent>, StoreError>;
     /// What the command sent with an idempotency key did, if that key was used.
     fn idempotent_result(&self, key: &str) -> Result<Option<IdempotentResult>, StoreError>;
@@ -174,7 +176,31 @@ pub struct CommandRequest {
     pub causation_id: Option<String>,
 }
 
+/// Longest `command_id`, `correlation_id` or `causation_id`, in characters. They are copied
+/// onto every event of the command, so they are kept short.
+pub const MAX_METADATA_CHARS: usize = 256;
+
 impl CommandRequest {
+    /// Refuses metadata ids longer than [`MAX_METADATA_CHARS`] (HTTP 400).
+    pub fn check_metadata(&self) -> Result<(), CommandError> {
+        let fields = [
+            ("command_id", &self.command_id),
+            ("correlation_id", &self.correlation_id),
+            ("causation_id", &self.causation_id),
+        ];
+        for (name, value) in fields {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_METADATA_CHARS)
+            {
+                return Err(CommandError::BadCommand(format!(
+                    "`{name}` must be at most {MAX_METADATA_CHARS} characters"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// A digest of what the command asks for (its type and data), to tell a retry from a
     /// different command reusing an idempotency key. The expected version and metadata are
     /// left out: a retry may carry a stale version or a fresh command id and is still the
@@ -331,6 +357,7 @@ impl Loaded {
                 replayed: true,
             });
         }
+        request.check_metadata()?;
         request.expected_version.check(self.version)?;
         let decided = self.state.decide(&request.command_type, request.data)?;
         if decided.len() > inputs.max_events {

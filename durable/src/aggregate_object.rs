@@ -16,6 +16,7 @@ use domain::store::{
     CommandInputs, CommandRequest, Direction, EventStore, Loaded, ReadQuery, StoredEvent,
 };
 use domain::{EventEnvelope, registry};
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 use worker::{
@@ -31,8 +32,8 @@ use crate::http::{
 use crate::names::{ACTOR_HEADER, EXPIRES_HEADER, INSTANCE_HEADER, WS_PROTOCOL_HEADER};
 use crate::sqlite::SqliteStore;
 use crate::subscription::{
-    CLOSE_RATE_LIMITED, CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED, ClientFrame, Subscriber,
-    close_with_error, pump, send_event,
+    CLOSE_PROTOCOL_ERROR, CLOSE_RATE_LIMITED, CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED,
+    ClientFrame, Subscriber, close_with_error, event_frame, pump,
 };
 
 /// Longest accepted `Idempotency-Key`, in bytes.
@@ -94,6 +95,12 @@ impl DurableObject for AggregateObject {
         };
         let _ = response.headers_mut().set(INSTANCE_HEADER, &self.instance);
         Ok(response)
+    }
+
+    /// The alarm closes sockets whose token has expired (see `close_expired_by`).
+    async fn alarm(&self) -> Result<Response> {
+        self.close_expired_sockets().await;
+        Response::empty()
     }
 
     async fn websocket_message(
@@ -158,7 +165,7 @@ impl AggregateObject {
             Route::Commands => self.command(req, &id).await,
             Route::State => self.read_state(&id, &query),
             Route::Events => self.list_events(&req, &id, &query),
-            Route::Socket => self.subscribe(&req, &id, &query),
+            Route::Socket => self.subscribe(&req, &id, &query).await,
         }
     }
 
@@ -319,7 +326,12 @@ impl AggregateObject {
     /// subscriber's acknowledgement window, then `caught_up` (see [`crate::subscription`]).
     /// The replay and the registration happen with no `.await` between them, so no event
     /// committed in the meantime can be missed or sent twice.
-    fn subscribe(&self, req: &Request, id: &Identity, query: &Query) -> ApiResult<Response> {
+    async fn subscribe(
+        &self,
+        req: &Request,
+        id: &Identity<'_>,
+        query: &Query,
+    ) -> ApiResult<Response> {
         if req.method() != Method::Get {
             return Err(ApiError::method_not_allowed("GET"));
         }
@@ -329,7 +341,7 @@ impl AggregateObject {
         }
         check_params(query, &["after", "access_token"])?;
         let after = u64_param(query, "after")?.unwrap_or(0);
-        let expires_at = req
+        let expires_at: Option<u64> = req
             .headers()
             .get(EXPIRES_HEADER)?
             .and_then(|v| v.parse().ok());
@@ -359,18 +371,25 @@ impl AggregateObject {
                 &[&format!("{}:{}", id.aggregate_type, id.aggregate_id)],
             );
             let mut subscriber = Subscriber::new(after, expires_at);
-            pump(
+            if let Err(error) = pump(
                 &server,
                 &mut subscriber,
                 store,
                 loaded.version,
                 window,
                 |e| id.envelope(e),
-            )
-            .map_err(ApiError::internal)?;
+            ) {
+                // Never leave an accepted socket behind that would count against the
+                // subscriber limit and receive nothing.
+                let _ = server.close(Some(1011), Some("internal error"));
+                return Err(ApiError::internal(error));
+            }
             subscriber.save(&server);
             Ok(())
         })?;
+        if let Some(expires_at) = expires_at {
+            self.close_expired_by(expires_at).await;
+        }
         let mut response = Response::from_websocket(pair.client)?;
         if let Some(protocol) = protocol {
             response
@@ -380,33 +399,64 @@ impl AggregateObject {
         Ok(response)
     }
 
+    /// Makes sure the alarm fires by `expires_at` (Unix seconds), so sockets whose token
+    /// expires are closed even when no event is ever written to them.
+    async fn close_expired_by(&self, expires_at: u64) {
+        let at_ms = expires_at.saturating_mul(1000).min(http::MAX_SAFE_INTEGER) as i64;
+        let storage = self.state.storage();
+        let current = storage.get_alarm().await.ok().flatten();
+        if current.is_none_or(|current| current > at_ms) {
+            let _ = storage.set_alarm(at_ms).await;
+        }
+    }
+
+    /// Closes every socket whose token has expired (4001); the alarm is then set again for
+    /// the next expiry among those left.
+    async fn close_expired_sockets(&self) {
+        let now = now_ms();
+        let mut next: Option<u64> = None;
+        for socket in self.state.get_websockets() {
+            let Some(subscriber) = Subscriber::load(&socket) else {
+                continue;
+            };
+            if subscriber.expired(now) {
+                close_token_expired(&socket, &subscriber);
+            } else if let Some(expires_at) = subscriber.expires_at {
+                next = Some(next.map_or(expires_at, |n| n.min(expires_at)));
+            }
+        }
+        if let Some(next) = next {
+            self.close_expired_by(next).await;
+        }
+    }
+
     /// Sends committed events to every live subscriber; closes those whose unacknowledged
-    /// events would pass the window, and those whose token has expired.
+    /// events would pass the window, and those whose token has expired. Each frame is
+    /// serialized once, whatever the number of sockets.
     fn broadcast(&self, events: &[EventEnvelope]) {
         let Some(last) = events.last().map(|e| e.seq) else {
             return;
         };
+        let frames: Vec<(u64, String)> = events
+            .iter()
+            .filter_map(|e| Some((e.seq, event_frame(e)?)))
+            .collect();
         let now = now_ms();
         for socket in self.state.get_websockets() {
             let Some(mut subscriber) = Subscriber::load(&socket) else {
                 continue;
             };
             if subscriber.expired(now) {
-                close_with_error(
-                    &socket,
-                    CLOSE_TOKEN_EXPIRED,
-                    "token_expired",
-                    "the token has expired; reconnect with a fresh one",
-                    json!({ "resume_after": subscriber.acked }),
-                );
+                close_token_expired(&socket, &subscriber);
                 continue;
             }
             if !subscriber.live {
                 continue; // catching up from the log as it acks
             }
-            let fresh: Vec<&EventEnvelope> =
-                events.iter().filter(|e| e.seq > subscriber.sent).collect();
-            if subscriber.sent + fresh.len() as u64 - subscriber.acked > self.config.ws_ack_window {
+            let fresh = frames.iter().filter(|(seq, _)| *seq > subscriber.sent);
+            if subscriber.sent + fresh.clone().count() as u64 - subscriber.acked
+                > self.config.ws_ack_window
+            {
                 close_with_error(
                     &socket,
                     CLOSE_SLOW_CONSUMER,
@@ -419,15 +469,18 @@ impl AggregateObject {
                 );
                 continue;
             }
-            for event in fresh {
-                send_event(&socket, event);
+            for (_, frame) in fresh {
+                // A closing socket fails to send; the runtime drops it.
+                let _ = socket.send_with_str(frame);
             }
             subscriber.sent = subscriber.sent.max(last);
             subscriber.save(&socket);
         }
     }
 
-    /// A client frame: an ack, counted against the per-second frame limit.
+    /// A client frame: an ack of a seq it was sent, counted against the per-second frame
+    /// limit. Anything else — not JSON, another kind, an ack of a seq never sent (which
+    /// would defeat the window) — is a protocol error: error frame, close 1008.
     fn on_client_frame(&self, socket: &WebSocket, text: Option<String>) -> ApiResult<()> {
         let Some(mut subscriber) = Subscriber::load(socket) else {
             return Ok(());
@@ -445,33 +498,51 @@ impl AggregateObject {
             );
             return Ok(());
         }
-        let frame = text.as_deref().map(serde_json::from_str::<ClientFrame>);
-        match frame {
+        if subscriber.expired(now_ms()) {
+            close_token_expired(socket, &subscriber);
+            return Ok(());
+        }
+        let seq = match text.as_deref().map(serde_json::from_str::<ClientFrame>) {
+            Some(Ok(ClientFrame::Ack { seq })) if seq <= subscriber.sent => seq,
             Some(Ok(ClientFrame::Ack { seq })) => {
-                subscriber.acked = subscriber.acked.max(seq.min(subscriber.sent));
-                if !subscriber.live
-                    && let Some(id) = self.socket_identity(socket)
-                {
-                    let window = self.config.ws_ack_window;
-                    self.with_aggregate(&id.borrow(), |store, loaded| {
-                        pump(
-                            socket,
-                            &mut subscriber,
-                            store,
-                            loaded.version,
-                            window,
-                            |e| id.borrow().envelope(e),
-                        )
-                        .map_err(ApiError::internal)
-                    })?;
-                }
+                let message = format!("ack of seq {seq}, but only {} was sent", subscriber.sent);
+                close_with_error(
+                    socket,
+                    CLOSE_PROTOCOL_ERROR,
+                    "bad_request",
+                    &message,
+                    json!({ "resume_after": subscriber.acked }),
+                );
+                return Ok(());
             }
             _ => {
-                let _ = socket.send_with_str(
-                    json!({ "kind": "error", "code": "bad_request", "message": r#"client frames are {"kind":"ack","seq":N}"# })
-                        .to_string(),
+                let message = r#"client frames are {"kind":"ack","seq":N}"#;
+                close_with_error(
+                    socket,
+                    CLOSE_PROTOCOL_ERROR,
+                    "bad_request",
+                    message,
+                    json!({ "resume_after": subscriber.acked }),
                 );
+                return Ok(());
             }
+        };
+        subscriber.acked = subscriber.acked.max(seq);
+        if !subscriber.live
+            && let Some(id) = self.socket_identity(socket)
+        {
+            let window = self.config.ws_ack_window;
+            self.with_aggregate(&id.borrow(), |store, loaded| {
+                pump(
+                    socket,
+                    &mut subscriber,
+                    store,
+                    loaded.version,
+                    window,
+                    |e| id.borrow().envelope(e),
+                )
+                .map_err(ApiError::internal)
+            })?;
         }
         subscriber.save(socket);
         Ok(())
@@ -521,6 +592,16 @@ impl Identity<'_> {
     }
 }
 
+fn close_token_expired(socket: &WebSocket, subscriber: &Subscriber) {
+    close_with_error(
+        socket,
+        CLOSE_TOKEN_EXPIRED,
+        "token_expired",
+        "the token has expired; reconnect with a fresh one",
+        json!({ "resume_after": subscriber.acked }),
+    );
+}
+
 fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
     let Some(key) = req.headers().get("idempotency-key")? else {
         return Ok(None);
@@ -536,7 +617,9 @@ fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
     Ok(Some(key))
 }
 
-/// Reads the body, refusing more than `limit` bytes (413) whatever `Content-Length` says.
+/// Reads the body, refusing more than `limit` bytes (413) whatever `Content-Length` says:
+/// the stream is read chunk by chunk and abandoned as soon as it passes the limit, so a
+/// chunked body cannot make the object buffer more than `limit` bytes.
 async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
     if let Some(length) = req
         .headers()
@@ -544,23 +627,20 @@ async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
         .and_then(|v| v.parse::<u64>().ok())
         && length > limit as u64
     {
-        return Err(too_large(limit));
+        return Err(ApiError::too_large(limit));
     }
-    let body = req
-        .bytes()
-        .await
-        .map_err(|_| ApiError::bad_request("the request body could not be read"))?;
-    if body.len() > limit {
-        return Err(too_large(limit));
+    let unreadable = |_| ApiError::bad_request("the request body could not be read");
+    let mut body = Vec::new();
+    let Ok(mut stream) = req.stream() else {
+        return Ok(body); // no body at all
+    };
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.map_err(unreadable)?);
+        if body.len() > limit {
+            return Err(ApiError::too_large(limit));
+        }
     }
     Ok(body)
-}
-
-pub fn too_large(limit: usize) -> ApiError {
-    ApiError::payload_too_large(format!(
-        "the request body is over the limit of {limit} bytes"
-    ))
-    .with_detail("limit", limit)
 }
 
 /// Decodes a command body: JSON by default, MessagePack with `Content-Type:
@@ -577,8 +657,10 @@ fn decode_command(req: &Request, body: &[u8]) -> ApiResult<CommandRequest> {
         "" | "application/json" => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?,
         "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => {
-            domain::codec::decode(body).map_err(|e| {
-                ApiError::bad_request(format!("the body is not valid MessagePack: {e}"))
+            http::msgpack_to_json(body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body is not valid MessagePack for a command: {e}"
+                ))
             })?
         }
         other => {

@@ -50,6 +50,10 @@ CREATE TABLE snapshots (
 
 const COLUMNS: &str = "seq, event_id, type, schema_version, payload, recorded_at, command_id, correlation_id, causation_id, actor";
 
+/// Payload bytes (MessagePack) after which a read stops adding events. JSON envelopes
+/// are about twice that, which keeps a page's answer within a few MiB.
+pub const READ_BUDGET_BYTES: u64 = 4 * 1024 * 1024;
+
 /// How many snapshots to keep: older ones only serve time travel far back, which the
 /// log serves anyway.
 const SNAPSHOTS_KEPT: i64 = 3;
@@ -226,36 +230,62 @@ impl EventStore for SqliteStore {
                 ])
             })
             .collect();
-        // One statement: all rows, with their idempotency record, or none. The primary key
-        // rejects a seq that is taken, so two writers can never both append one position.
-        self.sql
+        // One statement: all rows, with their idempotency record, or none. It inserts only
+        // if the log still ends right before the first new seq, so the store itself keeps
+        // the log dense even if a caller's idea of the version were stale; the primary key
+        // refuses a taken seq.
+        let first = events[0].seq;
+        let cursor = self
+            .sql
             .exec(
                 "INSERT INTO events (seq, event_id, type, schema_version, payload, recorded_at,
                                      command_id, correlation_id, causation_id, actor,
                                      idempotency_key, request_hash)
                  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, unhex(value ->> 4), value ->> 5,
                         value ->> 6, value ->> 7, value ->> 8, value ->> 9, ?2, ?3
-                 FROM json_each(?1)",
+                 FROM json_each(?1)
+                 WHERE (SELECT coalesce(max(seq), 0) FROM events) = ?4",
                 vec![
                     serde_json::to_string(&rows).map_err(store_err)?.into(),
                     key.into(),
                     hash.into(),
+                    int(first - 1),
                 ],
             )
             .map_err(store_err)?;
+        // The guard holds for every row or for none, so nothing written means the log did
+        // not end where the caller thought. (`rows_written` also counts index entries, so
+        // it is compared with zero, not with the number of events.)
+        if cursor.rows_written() == 0 {
+            return Err(StoreError(format!(
+                "append at seq {first} refused: the log does not end at seq {}",
+                first - 1
+            )));
+        }
         Ok(())
     }
 
     fn read(&self, query: &ReadQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        // Both bounds always apply: after < seq < before.
+        // Both bounds always apply: after < seq < before. A page also stops once its
+        // payloads pass READ_BUDGET_BYTES (it always holds at least one event), so a
+        // listing of 10,000 large events cannot exhaust the object's memory; callers page
+        // on from the last seq they got.
         let before = int(query.before.unwrap_or(crate::http::MAX_SAFE_INTEGER));
         let order = match query.direction {
             Direction::Forward => "ASC",
             Direction::Backward => "DESC",
         };
         self.query_events(
-            &format!("SELECT {COLUMNS} FROM events WHERE seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?"),
-            vec![int(query.after), before, int(query.limit as u64)],
+            &format!(
+                "SELECT {COLUMNS} FROM (
+                     SELECT *, sum(length(payload)) OVER (ORDER BY seq {order} ROWS UNBOUNDED PRECEDING)
+                               - length(payload) AS bytes_before
+                     FROM (SELECT * FROM events WHERE seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?)
+                 )
+                 WHERE bytes_before < ?
+                 ORDER BY seq {order}"
+            ),
+            vec![int(query.after), before, int(query.limit as u64), int(READ_BUDGET_BYTES)],
         )
     }
 

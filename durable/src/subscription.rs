@@ -28,6 +28,9 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 pub const CLOSE_RATE_LIMITED: u16 = 4029;
 /// Close code: the token that opened the socket has expired. Reconnect with a fresh one.
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// Close code (RFC 6455 "policy violation"): a client frame that is not an ack of a seq
+/// the socket was sent.
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1008;
 
 /// What a socket remembers across hibernation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,15 +99,20 @@ struct EventFrame<'a> {
     event: &'a EventEnvelope,
 }
 
-pub fn send_event(socket: &WebSocket, event: &EventEnvelope) {
-    let frame = EventFrame {
+/// The text of an event frame.
+pub fn event_frame(event: &EventEnvelope) -> Option<String> {
+    serde_json::to_string(&EventFrame {
         kind: "event",
         event,
-    };
+    })
+    .ok()
+}
+
+pub fn send_event(socket: &WebSocket, event: &EventEnvelope) {
     // Serializing our own types cannot fail; a closing socket fails to send and the
     // runtime drops it.
-    if let Ok(text) = serde_json::to_string(&frame) {
-        let _ = socket.send_with_str(text);
+    if let Some(frame) = event_frame(event) {
+        let _ = socket.send_with_str(frame);
     }
 }
 
