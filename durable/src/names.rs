@@ -26,7 +26,7 @@ pub fn object_name(tenant: &str, aggregate_type: &str, aggregate_id: &str) -> St
 /// Largest aggregate id accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
 
-/// Aggregate ids are 1–256 bytes of printable ASCII without `/`, `:` or whitespace, so
+/// Aggregate ids are 1–256 bytes of printable ASCII without `/`, `:` or `%`, so
 /// that object names stay unambiguous and ids survive URLs unescaped.
 pub fn valid_aggregate_id(id: &str) -> bool {
     !id.is_empty()

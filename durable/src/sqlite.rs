@@ -78,7 +78,6 @@ fn int(v: u64) -> SqlStorageValue {
 }
 
 impl SqliteStore {
-    /// Opens the store, creating the schema if needed.
     /// Opens the store, migrating the schema to the current version if needed. Runs with
     /// no `.await`, so a migration and its version record commit together.
     pub fn open(sql: SqlStorage) -> Result<Self, StoreError> {
