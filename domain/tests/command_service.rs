@@ -313,7 +313,7 @@ fn a_bad_command_writes_nothing() {
 fn too_many_events_writes_nothing() {
     let mut rt = Runtime::new();
     rt.max_events = 0;
-    let error = rt.send(create(), None).unwrap_err();
+    let error = rt.send(create(), Some("k")).unwrap_err();
     assert_eq!(
         error,
         ExecuteError::TooManyEvents {
@@ -322,6 +322,73 @@ fn too_many_events_writes_nothing() {
         }
     );
     assert_eq!((rt.store.version(), rt.loaded.version), (Ok(0), 0));
+    assert_eq!(rt.store, InMemoryStore::new(), "nothing written");
+    assert_eq!(rt.loaded.state.to_json(), rt.fresh_load().state.to_json());
+    assert_eq!(rt.loaded.state.to_json()["created"], false);
+
+    // On an aggregate with events: the log, the key, the cached state and version all stay.
+    rt.max_events = 100;
+    rt.ok(create());
+    rt.ok(add_card("c1"));
+    let (store, state) = (rt.store.clone(), rt.loaded.state.to_json());
+    rt.max_events = 0;
+    let error = rt.send(add_card("c2"), Some("k2")).unwrap_err();
+    assert_eq!(
+        error,
+        ExecuteError::TooManyEvents {
+            produced: 1,
+            limit: 0
+        }
+    );
+    assert_eq!(rt.store, store);
+    assert_eq!(rt.store.idempotent_result("k2"), Ok(None));
+    assert_eq!(
+        (rt.loaded.version, rt.loaded.state.to_json()),
+        (2, state.clone())
+    );
+    assert_eq!(rt.fresh_load().state.to_json(), state);
+    // A command that decides nothing is within any bound.
+    let outcome = rt
+        .send(
+            json!({"type": "MoveCard", "data": {"card_id": "c1", "to_column": "Inbox"}}),
+            None,
+        )
+        .unwrap();
+    assert_eq!((outcome.version, outcome.events.len()), (2, 0));
+    // Exactly at the bound is fine.
+    rt.max_events = 1;
+    assert_eq!(rt.ok(add_card("c2")).version, 3);
+}
+
+#[test]
+fn metadata_ids_longer_than_256_characters_are_bad_commands_that_write_nothing() {
+    for field in ["command_id", "correlation_id", "causation_id"] {
+        let mut rt = Runtime::new();
+        rt.ok(create());
+        let (store, state) = (rt.store.clone(), rt.loaded.state.to_json());
+        for too_long in ["c".repeat(257), "é".repeat(257)] {
+            let mut request = add_card("c1");
+            request[field] = json!(too_long);
+            let error = rt.send(request, Some("k")).unwrap_err();
+            match &error {
+                ExecuteError::Command(CommandError::BadCommand(message)) => {
+                    assert!(message.contains(field), "{field}: {message}");
+                }
+                other => panic!("{field}: expected a bad command, got {other:?}"),
+            }
+            assert_eq!(rt.store, store, "{field}: written");
+            assert_eq!(rt.store.idempotent_result("k"), Ok(None));
+            assert_eq!(
+                (rt.loaded.version, rt.loaded.state.to_json()),
+                (1, state.clone())
+            );
+        }
+        // 256 characters (here 512 bytes) are within the bound.
+        let mut request = add_card("c1");
+        request[field] = json!("é".repeat(256));
+        let outcome = rt.send(request, None).unwrap();
+        assert_eq!(outcome.version, 2, "{field}");
+    }
 }
 
 #[test]

@@ -406,7 +406,9 @@ impl AggregateObject {
         let storage = self.state.storage();
         let current = storage.get_alarm().await.ok().flatten();
         if current.is_none_or(|current| current > at_ms) {
-            let _ = storage.set_alarm(at_ms).await;
+            // An absolute time: an `i64` given to `set_alarm` means an offset from now.
+            let at = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at_ms as f64));
+            let _ = storage.set_alarm(worker::ScheduledTime::new(at)).await;
         }
     }
 

@@ -908,6 +908,23 @@ impl Socket {
             .unwrap_or_else(|e| panic!("sending an ack failed: {e}"));
     }
 
+    /// Sends any text frame (a malformed one, a blind ack). Unlike [`Socket::ack`], a
+    /// failure is returned, not a panic: the server may already have closed the socket.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), String> {
+        self.stream
+            .send(Message::text(text))
+            .await
+            .map_err(|e| format!("sending a text frame failed: {e}"))
+    }
+
+    /// Sends a binary frame (the protocol only has JSON text frames).
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) -> Result<(), String> {
+        self.stream
+            .send(Message::binary(bytes))
+            .await
+            .map_err(|e| format!("sending a binary frame failed: {e}"))
+    }
+
     /// Closes the socket politely.
     pub async fn close(mut self) {
         let _ = self.stream.send(Message::Close(None)).await;

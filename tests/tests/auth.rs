@@ -211,6 +211,59 @@ async fn sockets_accept_the_token_as_a_subprotocol_or_a_query_parameter() {
     refused.expect_error(400, "bad_request");
 }
 
+/// Sockets enforce the token's `exp` with the same 30 s of clock leeway as every request
+/// ([`auth::LEEWAY_SECS`]): a socket opened with a token that expired up to 30 s ago is
+/// admitted, and closed at `exp + 30 s`. Returns such a token, whose enforced expiry is
+/// `lifetime` from now, and that expiry (Unix seconds).
+fn token_enforced_for(worker: &tests::Worker, scopes: &str, lifetime: u64) -> (String, u64) {
+    let exp = unix_now() + lifetime - auth::LEEWAY_SECS;
+    (
+        worker.token_expiring(ACTOR, TENANT, scopes, exp),
+        exp + auth::LEEWAY_SECS,
+    )
+}
+
+/// Seconds since the epoch, with a fraction.
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Sleeps until the Unix time `at` (seconds) has passed.
+async fn sleep_until_unix(at: u64) {
+    let wait = at as f64 - now_secs();
+    if wait > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+    }
+}
+
+/// Reads the `token_expired` error frame and the 4001 close; no event may come first.
+#[track_caller]
+fn expect_token_expired(
+    socket: &mut tests::Socket,
+) -> impl Future<Output = serde_json::Value> + '_ {
+    let caller = std::panic::Location::caller();
+    async move {
+        let frame = socket.next_frame().await;
+        assert_eq!(
+            (frame["kind"].as_str(), frame["code"].as_str()),
+            (Some("error"), Some("token_expired")),
+            "expected the token_expired frame at {caller}, got {frame}"
+        );
+        assert!(
+            frame["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "an error frame without a message: {frame}"
+        );
+        assert_eq!(socket.expect_close().await, Some(4001), "at {caller}");
+        frame
+    }
+}
+
+/// Within the leeway a socket whose token's `exp` has passed still gets events; an event
+/// committed after `exp` + leeway is not delivered: the socket gets the `token_expired`
+/// frame (naming the last ack as the place to resume) and 4001 instead.
 #[tokio::test]
 async fn a_live_socket_is_closed_when_its_token_expires() {
     let worker = shared();
@@ -218,17 +271,26 @@ async fn a_live_socket_is_closed_when_its_token_expires() {
     let id = unique_id("board-ws-expiry");
     c.ok("board", &id, cmd("CreateBoard", json!({"title": "t"})))
         .await;
-    // Valid now (the Worker tolerates 30 s of clock skew), expired two seconds from now.
-    let short = worker.token_expiring(ACTOR, TENANT, "read", unix_now() + 2);
+    let (short, expires) = token_enforced_for(worker, "read", 4);
     let mut socket = Client::new(worker.url())
         .with_token(Some(short))
         .subscribe("board", &id, None)
         .await;
     assert_eq!(socket.next_event().await["seq"], 1);
     assert_eq!(socket.caught_up().await, 1);
+    // The token's `exp` has passed, but not its leeway: events are still delivered.
+    let reply = c
+        .ok(
+            "board",
+            &id,
+            cmd("AddCard", json!({"card_id": "c0", "title": "t"})),
+        )
+        .await;
+    assert!(now_secs() < expires as f64, "the machine was too slow");
+    assert_eq!(socket.next_event().await, reply["events"][0]);
     // What the client has processed: the close names it as the place to resume from.
-    socket.ack(1).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    socket.ack(2).await;
+    sleep_until_unix(expires + 1).await;
 
     c.ok(
         "board",
@@ -236,12 +298,154 @@ async fn a_live_socket_is_closed_when_its_token_expires() {
         cmd("AddCard", json!({"card_id": "c1", "title": "t"})),
     )
     .await;
-    let frame = socket.next_frame().await;
+    let frame = expect_token_expired(&mut socket).await;
+    assert_eq!(frame["resume_after"], 2);
+}
+
+/// A subscriber that never hears of another event is still closed when its token expires:
+/// the object wakes itself (an alarm at the earliest expiry) rather than waiting for the
+/// next commit. Until then the socket stays open.
+#[tokio::test]
+async fn an_idle_socket_is_closed_soon_after_its_token_expires() {
+    let worker = shared();
+    let c = worker.client();
+    let id = unique_id("board-ws-idle-expiry");
+    c.ok("board", &id, cmd("CreateBoard", json!({"title": "t"})))
+        .await;
+    let (short, expires) = token_enforced_for(worker, "read", 5);
+    let mut socket = Client::new(worker.url())
+        .with_token(Some(short))
+        .subscribe("board", &id, None)
+        .await;
+    assert_eq!(socket.next_event().await["seq"], 1);
+    assert_eq!(socket.caught_up().await, 1);
+    socket.ack(1).await;
+    // A subscriber with a longer-lived token on the same object is left alone.
+    let mut lasting = c.subscribe("board", &id, Some(1)).await;
+    assert_eq!(lasting.caught_up().await, 1);
+
+    // Nothing is written from here on.
+    let frame = match socket.try_frame_within(Duration::from_secs(30)).await {
+        Ok(Some(frame)) => frame,
+        Ok(None) => panic!(
+            "the idle socket was still open {:.1} s after its token's enforced expiry",
+            now_secs() - expires as f64
+        ),
+        Err(closed) => panic!("the socket closed without the token_expired frame: {closed}"),
+    };
+    let closed_at = now_secs();
     assert_eq!(
-        frame["kind"], "error",
-        "expected an error frame, got {frame}"
+        (frame["kind"].as_str(), frame["code"].as_str()),
+        (Some("error"), Some("token_expired")),
+        "{frame}"
     );
-    assert_eq!(frame["code"], "token_expired");
     assert_eq!(frame["resume_after"], 1);
     assert_eq!(socket.expect_close().await, Some(4001));
+    // Not before the enforced expiry (`exp` + leeway; whole seconds), and soon after it.
+    let late = closed_at - expires as f64;
+    assert!(
+        late > -1.0,
+        "closed {:.1} s before the token's enforced expiry",
+        -late
+    );
+    assert!(
+        late < 10.0,
+        "closed {late:.1} s after the token's enforced expiry"
+    );
+
+    // The other subscriber is still there and still live.
+    lasting.expect_silence(Duration::from_millis(300)).await;
+    let reply = c
+        .ok(
+            "board",
+            &id,
+            cmd("AddCard", json!({"card_id": "c1", "title": "t"})),
+        )
+        .await;
+    assert_eq!(lasting.next_event().await, reply["events"][0]);
+}
+
+/// A subscriber still catching up (paced by its acks) whose token has expired gets no
+/// more of the log: its next ack is answered with `token_expired` and 4001.
+#[tokio::test]
+async fn a_catching_up_socket_whose_token_expired_gets_4001_instead_of_more_events() {
+    let worker = tests::Worker::start_with(tests::Options::new().var("WS_ACK_WINDOW", 4));
+    let c = worker.client();
+    let id = unique_id("board-ws-catchup-expiry");
+    c.ok("board", &id, cmd("CreateBoard", json!({"title": "t"})))
+        .await;
+    for n in 1..20 {
+        c.ok(
+            "board",
+            &id,
+            cmd("AddCard", json!({"card_id": format!("c{n}"), "title": "t"})),
+        )
+        .await;
+    }
+    let log = c.all_events("board", &id).await;
+    assert_eq!(log.len(), 20);
+
+    let (short, expires) = token_enforced_for(&worker, "read", 8);
+    let mut socket = Client::new(worker.url())
+        .with_token(Some(short))
+        .subscribe("board", &id, Some(0))
+        .await;
+    assert_eq!(socket.next_events(4).await, log[..4]);
+    socket.expect_silence(Duration::from_millis(300)).await;
+    // Before the expiry an ack brings the next window.
+    socket.ack(4).await;
+    assert_eq!(socket.next_events(4).await, log[4..8]);
+    assert!(
+        now_secs() < expires as f64,
+        "the machine was too slow: the token expired before the first window was acked"
+    );
+
+    sleep_until_unix(expires + 1).await;
+    // The server may already have closed the socket (it need not wait for the ack), so a
+    // failed send is no failure; what arrives must be the close, not events 9..=12.
+    let _ = socket.send_text(r#"{"kind":"ack","seq":8}"#).await;
+    let frame = expect_token_expired(&mut socket).await;
+    let resume_after = frame["resume_after"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no resume_after: {frame}"));
+    assert!(
+        resume_after == 4 || resume_after == 8,
+        "resume_after must be an acknowledged seq: {frame}"
+    );
+}
+
+/// A client that offers the `edgeloop.v1` subprotocol gets it back whatever carries its
+/// token (a client offering a subprotocol fails the handshake when none is selected).
+#[tokio::test]
+async fn the_subprotocol_is_echoed_whatever_carries_the_token() {
+    let worker = shared();
+    let c = worker.client();
+    let id = unique_id("board-ws-protocol");
+    c.ok("board", &id, cmd("CreateBoard", json!({"title": "t"})))
+        .await;
+    let path = format!("/v1/aggregates/board/{id}/ws");
+    let token = worker.token(ACTOR, TENANT, "read");
+    let anonymous = Client::new(worker.url());
+    let query_path = format!("{path}?access_token={token}");
+    let cases: [(&str, &Client, &str); 2] = [
+        ("Authorization header", &c, &path),
+        ("access_token parameter", &anonymous, &query_path),
+    ];
+    for (carrier, client, path) in cases {
+        let mut socket = client
+            .try_socket_with(path, &[("sec-websocket-protocol", "edgeloop.v1")])
+            .await
+            .unwrap_or_else(|r| panic!("{carrier}: refused {} {}", r.status, r.text()));
+        assert_eq!(
+            socket
+                .headers
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some("edgeloop.v1"),
+            "{carrier}"
+        );
+        assert_eq!(socket.next_event().await["seq"], 1, "{carrier}");
+        assert_eq!(socket.caught_up().await, 1, "{carrier}");
+        socket.close().await;
+    }
 }

@@ -146,44 +146,379 @@ async fn a_body_over_the_default_limit_of_1_mib_is_413() {
     assert_eq!(c.footprint("board", &id).await, (2, 2));
 }
 
+/// A stream of `chunk`-byte pieces of `bytes`, sent without `Content-Length`
+/// (`Transfer-Encoding: chunked`).
+fn chunked(bytes: Vec<u8>, chunk: usize) -> reqwest::Body {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(chunk).map(|c| Ok(c.to_vec())).collect();
+    reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+}
+
 #[tokio::test]
 async fn the_body_limit_is_configurable_and_holds_without_content_length() {
-    let worker = Worker::start_with(Options::new().var("MAX_BODY_BYTES", 2048));
+    const LIMIT: usize = 2048;
+    let worker = Worker::start_with(Options::new().var("MAX_BODY_BYTES", LIMIT));
     let c = worker.client();
     let id = board(&c).await;
     let path = commands_path("board", &id);
-    let padded = |len: usize| {
+    // A valid AddCard command, padded with whitespace to exactly `len` bytes.
+    let padded = |card: &str, len: usize| {
         let mut body =
-            json!({"type": "AddCard", "data": {"card_id": "big", "title": "t"}}).to_string();
+            json!({"type": "AddCard", "data": {"card_id": card, "title": "t"}}).to_string();
         body.push_str(&" ".repeat(len - body.len()));
         body
+    };
+    let post_chunked = |body: Vec<u8>, content_type: &'static str, chunk: usize| {
+        c.request(reqwest::Method::POST, &path)
+            .header("content-type", content_type)
+            .body(chunked(body, chunk))
     };
 
     // With Content-Length: refused before anything reads the body.
     let reply = c
-        .post_raw(&path, Some("application/json"), padded(2049))
+        .post_raw(&path, Some("application/json"), padded("big", LIMIT + 1))
         .await;
-    assert_eq!(reply.expect_error(413, "payload_too_large")["limit"], 2048);
-    // Chunked, without Content-Length: refused while reading.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = padded(4096)
+    assert_eq!(reply.expect_error(413, "payload_too_large")["limit"], LIMIT);
+    // Chunked, without Content-Length: refused while reading — one byte over, twice the
+    // limit, and far over it (4 MiB, which a reader that buffers first would take whole).
+    for (what, len, chunk) in [
+        ("one byte over", LIMIT + 1, 512),
+        ("twice the limit", 2 * LIMIT, 512),
+        ("4 MiB", 4 * 1024 * 1024, 64 * 1024),
+    ] {
+        let reply = c
+            .send(post_chunked(
+                padded("big", len).into_bytes(),
+                "application/json",
+                chunk,
+            ))
+            .await;
+        assert_eq!(
+            reply.status,
+            413,
+            "a chunked body of {what} ({len} bytes): {}",
+            reply.text()
+        );
+        assert_eq!(reply.expect_error(413, "payload_too_large")["limit"], LIMIT);
+        assert_eq!(c.footprint("board", &id).await, (2, 2), "{what} wrote");
+    }
+    // The same for MessagePack: a valid command with a long title, over the limit.
+    let packed = rmp_serde::to_vec_named(
+        &json!({"type": "AddCard", "data": {"card_id": "big", "title": "t".repeat(LIMIT)}}),
+    )
+    .unwrap();
+    assert!(packed.len() > LIMIT);
+    let reply = c
+        .send(post_chunked(packed, "application/msgpack", 256))
+        .await;
+    assert_eq!(reply.expect_error(413, "payload_too_large")["limit"], LIMIT);
+    assert_eq!(c.footprint("board", &id).await, (2, 2));
+
+    // A chunked body that passes the limit and then never ends: the answer may not wait
+    // for an end that never comes (the body is read up to the limit only).
+    let over: Vec<Result<Vec<u8>, std::io::Error>> = padded("big", 2 * LIMIT)
         .into_bytes()
         .chunks(512)
         .map(|c| Ok(c.to_vec()))
         .collect();
-    let stream = futures_util::stream::iter(chunks);
+    let endless = futures_util::StreamExt::chain(
+        futures_util::stream::iter(over),
+        futures_util::stream::pending(),
+    );
     let request = c
         .request(reqwest::Method::POST, &path)
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(stream));
-    let reply = c.send(request).await;
-    assert_eq!(reply.expect_error(413, "payload_too_large")["limit"], 2048);
+        .body(reqwest::Body::wrap_stream(endless));
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(20), c.send(request))
+        .await
+        .expect("no answer within 20 s to a chunked body past the limit that never ends");
+    assert_eq!(reply.expect_error(413, "payload_too_large")["limit"], LIMIT);
     assert_eq!(c.footprint("board", &id).await, (2, 2));
 
-    // At the limit is fine.
+    // At the limit is fine, chunked or not.
     let reply = c
-        .post_raw(&path, Some("application/json"), padded(2048))
+        .send(post_chunked(
+            padded("chunked", LIMIT).into_bytes(),
+            "application/json",
+            500,
+        ))
         .await;
     assert_eq!(reply.expect(200)["version"], 3);
+    let reply = c
+        .post_raw(&path, Some("application/json"), padded("big", LIMIT))
+        .await;
+    assert_eq!(reply.expect(200)["version"], 4);
+}
+
+/// Encodes a MessagePack map from keys and already-encoded values (each encoded with
+/// rmp-serde), so a value can be something JSON cannot hold, such as a NaN.
+fn msgpack_map(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    assert!(entries.len() < 16, "a fixmap holds at most 15 entries");
+    let mut bytes = vec![0x80 | entries.len() as u8];
+    for (key, value) in entries {
+        bytes.extend(rmp_serde::to_vec(key).unwrap());
+        bytes.extend_from_slice(value);
+    }
+    bytes
+}
+
+/// A value encoded on its own with rmp-serde (this crate has no serde of its own, so no
+/// derived struct: [`msgpack_map`] assembles the objects).
+fn packed(value: impl Pack) -> Vec<u8> {
+    value.pack()
+}
+
+trait Pack {
+    fn pack(&self) -> Vec<u8>;
+}
+
+macro_rules! pack_with_rmp_serde {
+    ($($t:ty),*) => {$(
+        impl Pack for $t {
+            fn pack(&self) -> Vec<u8> {
+                rmp_serde::to_vec_named(self).expect("encode MessagePack")
+            }
+        }
+    )*};
+}
+pack_with_rmp_serde!(f64, f32, &str, Value);
+
+/// JSON has no NaN or infinity, but MessagePack floats do. Such a number where the command
+/// has a number (`expected_version`, `SetWipLimit.limit`) must not quietly become `null`
+/// (which would mean "any version" and "clear the limit"): it is a 400, and nothing changes.
+/// MessagePack with bytes after the command's value is a 400 too.
+#[tokio::test]
+async fn non_finite_numbers_and_trailing_bytes_in_messagepack_are_400_and_change_nothing() {
+    let c = shared().client();
+    let id = unique_id("board-msgpack");
+    c.ok("board", &id, cmd("CreateBoard", json!({"title": "Packed"})))
+        .await;
+    c.ok(
+        "board",
+        &id,
+        cmd("SetWipLimit", json!({"column": "Doing", "limit": 2})),
+    )
+    .await;
+    let path = commands_path("board", &id);
+    let doing_limit = |state: Value| {
+        state["state"]["columns"]
+            .as_array()
+            .and_then(|columns| columns.iter().find(|c| c["name"] == "Doing"))
+            .map(|column| column["wip_limit"].clone())
+            .unwrap_or_else(|| panic!("no Doing column: {state}"))
+    };
+    assert_eq!(
+        doing_limit(c.state("board", &id, "").await.expect(200)),
+        json!(2)
+    );
+
+    let add_card = packed(json!({"card_id": "c1", "title": "t"}));
+    let set_limit = |limit: Vec<u8>| {
+        msgpack_map(&[
+            ("type", packed("SetWipLimit")),
+            (
+                "data",
+                msgpack_map(&[("column", packed("Doing")), ("limit", limit)]),
+            ),
+        ])
+    };
+    let valid_add = msgpack_map(&[("type", packed("AddCard")), ("data", add_card.clone())]);
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "expected_version NaN",
+            msgpack_map(&[
+                ("type", packed("AddCard")),
+                ("data", add_card.clone()),
+                ("expected_version", packed(f64::NAN)),
+            ]),
+        ),
+        (
+            "expected_version +Infinity",
+            msgpack_map(&[
+                ("type", packed("AddCard")),
+                ("data", add_card.clone()),
+                ("expected_version", packed(f64::INFINITY)),
+            ]),
+        ),
+        (
+            "expected_version -Infinity",
+            msgpack_map(&[
+                ("type", packed("AddCard")),
+                ("data", add_card.clone()),
+                ("expected_version", packed(f64::NEG_INFINITY)),
+            ]),
+        ),
+        (
+            "expected_version NaN as a float32",
+            msgpack_map(&[
+                ("type", packed("AddCard")),
+                ("data", add_card.clone()),
+                ("expected_version", packed(f32::NAN)),
+            ]),
+        ),
+        ("SetWipLimit limit NaN", set_limit(packed(f64::NAN))),
+        (
+            "SetWipLimit limit +Infinity",
+            set_limit(packed(f64::INFINITY)),
+        ),
+        (
+            "SetWipLimit limit NaN as a float32",
+            set_limit(packed(f32::NAN)),
+        ),
+        (
+            "AddCard column NaN (null would mean the first column)",
+            msgpack_map(&[
+                ("type", packed("AddCard")),
+                (
+                    "data",
+                    msgpack_map(&[
+                        ("card_id", packed("c1")),
+                        ("title", packed("t")),
+                        ("column", packed(f64::NAN)),
+                    ]),
+                ),
+            ]),
+        ),
+        (
+            "AddColumn wip_limit -Infinity (null would mean no limit)",
+            msgpack_map(&[
+                ("type", packed("AddColumn")),
+                (
+                    "data",
+                    msgpack_map(&[
+                        ("name", packed("Review")),
+                        ("wip_limit", packed(f64::NEG_INFINITY)),
+                    ]),
+                ),
+            ]),
+        ),
+        ("a trailing nil byte", {
+            let mut bytes = valid_add.clone();
+            bytes.push(0xc0);
+            bytes
+        }),
+        ("a second command after the first", {
+            let mut bytes = valid_add.clone();
+            bytes.extend_from_slice(&valid_add);
+            bytes
+        }),
+        ("a trailing garbage byte", {
+            let mut bytes = valid_add.clone();
+            bytes.push(0xc1);
+            bytes
+        }),
+    ];
+    for (what, bytes) in bodies {
+        let before = c.footprint("board", &id).await;
+        let reply = c.post_raw(&path, Some("application/msgpack"), bytes).await;
+        assert_eq!(
+            reply.status,
+            400,
+            "{what} answered {}: {}",
+            reply.status,
+            reply.text()
+        );
+        reply.expect_error(400, "bad_request");
+        assert_eq!(
+            c.footprint("board", &id).await,
+            before,
+            "{what} changed the aggregate"
+        );
+        assert_eq!(
+            doing_limit(c.state("board", &id, "").await.expect(200)),
+            json!(2),
+            "{what} changed the WIP limit"
+        );
+    }
+    assert_eq!(c.footprint("board", &id).await, (2, 2));
+
+    // Control: the same command without the extra bytes, and finite numbers, go through.
+    let reply = c
+        .post_raw(&path, Some("application/msgpack"), valid_add)
+        .await;
+    assert_eq!(reply.expect(200)["version"], 3);
+    let reply = c
+        .post_raw(
+            &path,
+            Some("application/msgpack"),
+            set_limit(packed(3.0f64)),
+        )
+        .await;
+    // A whole float is not an integer field: either refused as such or read as 3; never null.
+    if reply.status == 200 {
+        assert_eq!(
+            doing_limit(c.state("board", &id, "").await.expect(200)),
+            json!(3)
+        );
+    } else {
+        reply.expect_error(400, "bad_request");
+    }
+}
+
+/// `command_id`, `correlation_id` and `causation_id` are copied onto every event: each is
+/// at most 256 characters (characters, not bytes). One longer is a 400 and writes nothing;
+/// 256 is accepted and recorded as sent.
+#[tokio::test]
+async fn metadata_ids_over_256_characters_are_400_and_256_are_recorded() {
+    let c = shared().client();
+    let id = board(&c).await;
+    let path = commands_path("board", &id);
+    let mut card = 0;
+    for field in ["command_id", "correlation_id", "causation_id"] {
+        for unit in ["x", "é", "界"] {
+            let before = c.footprint("board", &id).await;
+            let too_long = unit.repeat(257);
+            let mut body = cmd("AddCard", json!({"card_id": "refused", "title": "t"}));
+            body[field] = json!(too_long);
+            let reply = c.command("board", &id, &body).await;
+            assert_eq!(
+                reply.status,
+                400,
+                "a {field} of 257 `{unit}` answered {}: {}",
+                reply.status,
+                reply.text()
+            );
+            reply.expect_error(400, "bad_request");
+            // The same as MessagePack.
+            let bytes = rmp_serde::to_vec_named(&body).unwrap();
+            let reply = c.post_raw(&path, Some("application/msgpack"), bytes).await;
+            assert_eq!(
+                reply.status,
+                400,
+                "a MessagePack {field} of 257 `{unit}`: {}",
+                reply.text()
+            );
+            assert_eq!(
+                c.footprint("board", &id).await,
+                before,
+                "a {field} of 257 `{unit}` wrote"
+            );
+
+            card += 1;
+            let exactly = unit.repeat(256);
+            let mut body = cmd(
+                "AddCard",
+                json!({"card_id": format!("c-{card}"), "title": "t"}),
+            );
+            body[field] = json!(exactly);
+            let reply = c.command("board", &id, &body).await;
+            assert_eq!(
+                reply.status,
+                200,
+                "a {field} of 256 `{unit}` was refused: {}",
+                reply.text()
+            );
+            let event = &reply.json()["events"][0];
+            assert_eq!(event[field], json!(exactly), "the {field} as recorded");
+            let seq = event["seq"].as_u64().unwrap();
+            let listed = c
+                .events("board", &id, &format!("?after={}&limit=1", seq - 1))
+                .await
+                .expect(200);
+            assert_eq!(listed["events"][0][field], json!(exactly));
+        }
+    }
+    assert_eq!(c.footprint("board", &id).await, (11, 11));
 }
 
 #[tokio::test]

@@ -356,3 +356,163 @@ async fn state_at_every_version_matches_what_it_was_then() {
         .await
         .expect_error(404, "not_found");
 }
+
+/// The byte budget of one listing page (4 MiB of payload): a page stops early, however high
+/// `limit` is, when its events are large.
+const PAGE_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+
+/// Follows a listing's cursor (`limit=10000`) to the end; returns every page's seqs and
+/// all envelopes in the order listed. Asserts the cursor names each page's last seq.
+async fn follow_pages(c: &Client, id: &str, backward: bool) -> (Vec<Vec<u64>>, Vec<Value>) {
+    let (direction, cursor_field, cursor_param) = if backward {
+        ("&direction=backward", "next_before", "before")
+    } else {
+        ("", "next_after", "after")
+    };
+    let mut query = format!("?limit=10000{direction}");
+    let mut pages = Vec::new();
+    let mut listed = Vec::new();
+    loop {
+        let reply = c.events("board", id, &query).await;
+        assert_eq!(reply.status, 200, "{query}: {}", reply.text());
+        let page = reply.json();
+        let events = page_events(&page);
+        assert!(!events.is_empty(), "{query}: an empty page mid-listing");
+        pages.push(seqs(&events));
+        listed.extend(events.iter().cloned());
+        match page[cursor_field].as_u64() {
+            Some(next) => {
+                assert_eq!(
+                    Some(next),
+                    events.last().and_then(|e| e["seq"].as_u64()),
+                    "{query}: {cursor_field} must be the page's last seq"
+                );
+                query = format!("?limit=10000{direction}&{cursor_param}={next}");
+            }
+            None => {
+                assert!(
+                    page.as_object().unwrap().contains_key(cursor_field),
+                    "{cursor_field} must be present (null) on the last page"
+                );
+                return (pages, listed);
+            }
+        }
+        assert!(pages.len() < 50, "paging does not end");
+    }
+}
+
+/// A listing's page is bounded by size as well as by `limit`: 1,200 comments of 4,000
+/// characters (about 5 MB of payload) do not come back in one `limit=10000` page, and the
+/// cursor leads through all of them, each exactly once, in order — forward and backward.
+#[tokio::test]
+async fn large_events_are_paged_by_size_and_the_cursor_covers_them_all() {
+    use futures_util::StreamExt;
+    const COMMENTS: usize = 1200;
+    const TEXT_CHARS: usize = 4000;
+    let c = shared().client();
+    let id = unique_id("board-list-large");
+    c.ok("board", &id, cmd("CreateBoard", json!({"title": "Big"})))
+        .await;
+    c.ok(
+        "board",
+        &id,
+        cmd("AddCard", json!({"card_id": "c1", "title": "Talked about"})),
+    )
+    .await;
+    let results: Vec<u16> = futures_util::stream::iter(0..COMMENTS)
+        .map(|n| {
+            let c = c.clone();
+            let id = id.clone();
+            async move {
+                let mut text = format!("comment {n:05} ");
+                text.push_str(&"x".repeat(TEXT_CHARS - text.len()));
+                let body = cmd(
+                    "CommentOnCard",
+                    json!({"card_id": "c1", "author": "ana", "text": text}),
+                );
+                let reply = c.command("board", &id, &body).await;
+                assert_eq!(reply.status, 200, "comment {n}: {}", reply.text());
+                reply.status
+            }
+        })
+        .buffer_unordered(10)
+        .collect()
+        .await;
+    assert_eq!(results.len(), COMMENTS);
+    let total = COMMENTS as u64 + 2;
+    assert_eq!(c.version("board", &id).await, total);
+    const { assert!(COMMENTS * TEXT_CHARS > PAGE_BUDGET_BYTES) };
+
+    // One request with the highest limit: a partial page, and a cursor at its end.
+    let reply = c.events("board", &id, "?limit=10000").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let first = page_events(&reply.json());
+    eprintln!(
+        "the first limit=10000 page: {} of {total} events, {} bytes of JSON",
+        first.len(),
+        reply.body.len()
+    );
+    assert!(
+        (first.len() as u64) < total,
+        "all {total} events (~{} MB) came back in one page",
+        reply.body.len() / 1_000_000
+    );
+    assert!(
+        first.len() >= 100,
+        "a page of {} events of ~4 KB is far below the 4 MiB budget",
+        first.len()
+    );
+    assert!(
+        reply.body.len() < 6 * 1024 * 1024,
+        "a page of {} bytes is well over the 4 MiB budget",
+        reply.body.len()
+    );
+    assert_eq!(
+        reply.json()["next_after"].as_u64(),
+        first.last().and_then(|e| e["seq"].as_u64())
+    );
+    assert_eq!(seqs(&first), (1..=first.len() as u64).collect::<Vec<_>>());
+
+    // Following the cursor: every event exactly once, in order.
+    let (pages, forward) = follow_pages(&c, &id, false).await;
+    assert!(pages.len() >= 2, "one page: {}", pages.len());
+    assert_eq!(seqs(&forward), (1..=total).collect::<Vec<_>>());
+    assert_eq!(forward[..first.len()], first[..]);
+    let texts: Vec<&str> = forward[2..]
+        .iter()
+        .map(|e| e["data"]["text"].as_str().expect("a comment's text"))
+        .collect();
+    assert!(texts.iter().all(|t| t.chars().count() == TEXT_CHARS));
+
+    // Backward: newest first, the same partial pages, the same events.
+    let (back_pages, mut backward) = follow_pages(&c, &id, true).await;
+    assert!(back_pages.len() >= 2, "one backward page");
+    assert!(
+        (back_pages[0].len() as u64) < total,
+        "the first backward page holds everything"
+    );
+    assert_eq!(back_pages[0][0], total, "backward starts at the newest");
+    backward.reverse();
+    assert_eq!(backward, forward);
+
+    // NDJSON pages the same way (the cursor in its header).
+    let reply = c
+        .get_as(
+            &format!("/v1/aggregates/board/{id}/events?limit=10000"),
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let lines: Vec<Value> = reply
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!((lines.len() as u64) < total, "NDJSON: one page of all");
+    assert_eq!(lines[..], forward[..lines.len()]);
+    assert_eq!(
+        reply.header("x-next-after"),
+        Some(lines.len().to_string()),
+        "NDJSON cursor"
+    );
+}

@@ -543,3 +543,107 @@ async fn subscribers_beyond_the_limit_are_429_with_retry_after() {
     assert_eq!(second.caught_up().await, 1);
     assert_eq!(second.next_event().await, live);
 }
+
+/// Reads the `bad_request` error frame and the 1008 (policy violation) close that answer a
+/// client frame breaking the protocol.
+async fn expect_protocol_error(socket: &mut Socket, what: &str) {
+    let frame = socket.next_frame().await;
+    assert_eq!(
+        (frame["kind"].as_str(), frame["code"].as_str()),
+        (Some("error"), Some("bad_request")),
+        "{what}: expected the bad_request error frame, got {frame}"
+    );
+    assert!(
+        frame["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{what}: an error frame without a message: {frame}"
+    );
+    assert_eq!(socket.expect_close().await, Some(1008), "{what}");
+}
+
+/// Acknowledging an event the server never sent ("blind" acks, which would open the
+/// window without reading) breaks the protocol: error frame, then close 1008. Acks up to
+/// what was sent, and repeated or older ones, are fine.
+#[tokio::test]
+async fn an_ack_beyond_what_was_sent_closes_the_socket_with_1008() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 2).await; // version 3
+
+    // Control: acks of what was sent — the newest, again, an older one — keep it open.
+    let mut socket = c.subscribe("board", &id, None).await;
+    assert_eq!(socket.next_events(3).await.len(), 3);
+    assert_eq!(socket.caught_up().await, 3);
+    socket.ack(3).await;
+    socket.ack(3).await;
+    socket.ack(2).await;
+    socket.expect_silence(QUIET).await;
+    let live = add_card(&c, &id, "l1").await;
+    assert_eq!(socket.next_event().await, live);
+    socket.ack(4).await;
+    socket.expect_silence(QUIET).await;
+
+    // One past what was sent, and far past it.
+    for blind in [5, 1_000_000] {
+        let mut socket = c.subscribe("board", &id, None).await;
+        assert_eq!(socket.next_events(4).await.len(), 4);
+        assert_eq!(socket.caught_up().await, 4);
+        socket.ack(blind).await;
+        expect_protocol_error(&mut socket, &format!("an ack of {blind} at version 4")).await;
+    }
+
+    // While catching up: with a window of 4 only 4 are sent, so an ack of 5 is blind.
+    let worker = tests::Worker::start_with(tests::Options::new().var("WS_ACK_WINDOW", 4));
+    let c = worker.client();
+    let id = board_with_cards(&c, 9).await; // version 10
+    let mut socket = c.subscribe("board", &id, None).await;
+    assert_eq!(socket.next_events(4).await.len(), 4);
+    socket.expect_silence(QUIET).await;
+    socket.ack(10).await;
+    expect_protocol_error(&mut socket, "an ack of 10 while catching up with 4 sent").await;
+}
+
+/// A client frame that is not `{"kind":"ack","seq":N}` breaks the protocol: error frame,
+/// then close 1008 (not a reply that leaves the socket open).
+#[tokio::test]
+async fn a_malformed_client_frame_closes_the_socket_with_1008() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 2).await; // version 3
+    for frame in [
+        "not JSON",
+        "",
+        r#"{"kind":"hello"}"#,
+        r#"{"kind":"ack"}"#,
+        r#"{"kind":"ack","seq":-1}"#,
+        r#"{"kind":"ack","seq":"3"}"#,
+        "[]",
+        "null",
+    ] {
+        let mut socket = c.subscribe("board", &id, None).await;
+        assert_eq!(socket.next_events(3).await.len(), 3);
+        assert_eq!(socket.caught_up().await, 3);
+        socket
+            .send_text(frame)
+            .await
+            .unwrap_or_else(|e| panic!("{frame:?}: {e}"));
+        expect_protocol_error(&mut socket, &format!("the frame {frame:?}")).await;
+    }
+    // The aggregate and its other subscribers are unaffected.
+    let mut socket = c.subscribe("board", &id, Some(3)).await;
+    assert_eq!(socket.caught_up().await, 3);
+    let live = add_card(&c, &id, "after").await;
+    assert_eq!(socket.next_event().await, live);
+}
+
+/// Client frames are JSON text; a binary frame is as malformed as bad JSON.
+#[tokio::test]
+async fn a_binary_client_frame_closes_the_socket_with_1008() {
+    let c = shared().client();
+    let id = board_with_cards(&c, 0).await;
+    let mut socket = c.subscribe("board", &id, None).await;
+    assert_eq!(socket.next_events(1).await.len(), 1);
+    assert_eq!(socket.caught_up().await, 1);
+    socket
+        .send_binary(br#"{"kind":"ack","seq":1}"#.to_vec())
+        .await
+        .expect("send a binary frame");
+    expect_protocol_error(&mut socket, "a binary frame").await;
+}

@@ -288,13 +288,16 @@ pub(super) struct Defects {
     maybe_400: bool,
     /// `expected_version` was changed to something that may or may not hold: 409 possible.
     pub(super) version: bool,
+    /// A `command_id`, `correlation_id` or `causation_id` over 256 characters: a 400,
+    /// checked before the version and the rules.
+    pub(super) metadata: bool,
 }
 
 impl Defects {
     /// The statuses a body with these defects may get; 422 is the refusal the command was
     /// built around.
     pub(super) fn expect(self) -> Vec<u16> {
-        if self.broken {
+        if self.broken || self.metadata {
             return vec![400];
         }
         let mut statuses = vec![if self.data { 400 } else { 422 }];
@@ -412,6 +415,7 @@ pub(super) fn mutated_command(
         defects.data |= damage.data;
         defects.maybe_400 |= damage.maybe_400;
         defects.version |= damage.version;
+        defects.metadata |= damage.metadata;
     }
     if !top.contains_key("data") {
         let mut data = serde_json::Map::new();
@@ -553,7 +557,9 @@ pub(super) fn mutate_top(
                 defects.broken = true;
                 pick_ref(rng, &[json!(5), json!(true), json!([]), json!({})]).clone()
             } else {
-                Value::String(odd_string(rng))
+                let text = odd_string(rng);
+                defects.metadata = text.chars().count() > MAX_METADATA_CHARS;
+                Value::String(text)
             };
             case.note(format!("{key} = {value}"));
             top.insert(key.to_owned(), value);

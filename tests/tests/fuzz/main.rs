@@ -57,6 +57,8 @@ const DEFAULT_REQUESTS: usize = 10_000;
 const IN_FLIGHT: usize = 8;
 /// The Worker's default `MAX_BODY_BYTES`.
 const MAX_BODY: usize = 1024 * 1024;
+/// The longest `command_id`, `correlation_id` or `causation_id`, in characters.
+const MAX_METADATA_CHARS: usize = 256;
 /// How many failures are printed in full.
 const SHOWN_FAILURES: usize = 40;
 const ALL_SCOPES: &str = "commands read replay consume admin";
