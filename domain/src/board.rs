@@ -22,8 +22,12 @@
 //!   request, is then harmless. Creating an existing board or archiving an archived card is
 //!   refused instead: the first may carry a different title, the second is named by the
 //!   product's rules.
-//! * **Comments are kept in the state** (author and text), so a client reading the board
-//!   can show them without a read model; their text is bounded by [`MAX_COMMENT_CHARS`].
+//! * **Comments live in the log, not the state**: `CardCommented` carries author and text;
+//!   the state keeps only each card's comment count. Together with the caps on columns
+//!   ([`MAX_COLUMNS`]) and cards ([`MAX_CARDS`], archived ones included) this bounds a
+//!   board's state — and so its snapshots and the memory of its object — to a few MiB,
+//!   however long its history. Clients read comments from the event listing (and later
+//!   from read models).
 //! * `CreateBoard` with `"columns": []` makes a board with no columns (they can be added
 //!   with `AddColumn`); absent or `null` columns mean [`DEFAULT_COLUMNS`].
 //!
@@ -59,6 +63,10 @@ pub const MAX_CARD_ID_CHARS: usize = 100;
 pub const MAX_AUTHOR_CHARS: usize = 100;
 /// Comment texts are 1..=this many characters.
 pub const MAX_COMMENT_CHARS: usize = 4000;
+/// A board has at most this many columns.
+pub const MAX_COLUMNS: usize = 50;
+/// A board has at most this many cards, archived ones included (archiving keeps a card).
+pub const MAX_CARDS: usize = 5000;
 
 /// The stable names of the board's rules ([`Rejection::rule`]).
 pub mod rules {
@@ -94,6 +102,10 @@ pub mod rules {
     pub const INVALID_AUTHOR: &str = "invalid_author";
     /// A comment text that is empty (or whitespace) or over [`super::MAX_COMMENT_CHARS`].
     pub const INVALID_COMMENT: &str = "invalid_comment";
+    /// `CreateBoard` or `AddColumn` would give the board more than [`super::MAX_COLUMNS`].
+    pub const TOO_MANY_COLUMNS: &str = "too_many_columns";
+    /// `AddCard` on a board that holds [`super::MAX_CARDS`] cards.
+    pub const BOARD_FULL: &str = "board_full";
 
     /// Every rule above, for documentation and exhaustiveness tests.
     pub const ALL: &[&str] = &[
@@ -113,6 +125,8 @@ pub mod rules {
         NOTHING_TO_EDIT,
         INVALID_AUTHOR,
         INVALID_COMMENT,
+        TOO_MANY_COLUMNS,
+        BOARD_FULL,
     ];
 }
 
@@ -142,14 +156,8 @@ pub struct Card {
     pub column: String,
     pub labels: Vec<String>,
     pub archived: bool,
-    /// Oldest first.
-    pub comments: Vec<Comment>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Comment {
-    pub author: String,
-    pub text: String,
+    /// How many comments the card has; their texts are in the `CardCommented` events.
+    pub comments: u32,
 }
 
 impl Board {
@@ -418,6 +426,15 @@ impl Board {
                 .map(|&name| name.to_owned())
                 .collect()
         });
+        if columns.len() > MAX_COLUMNS {
+            return reject(
+                rules::TOO_MANY_COLUMNS,
+                format!(
+                    "a board has at most {MAX_COLUMNS} columns, got {}",
+                    columns.len()
+                ),
+            );
+        }
         for (index, name) in columns.iter().enumerate() {
             validate::text(
                 rules::INVALID_COLUMN_NAME,
@@ -469,6 +486,12 @@ impl Aggregate for Board {
                         format!("column `{name}` already exists"),
                     );
                 }
+                if self.columns.len() >= MAX_COLUMNS {
+                    return reject(
+                        rules::TOO_MANY_COLUMNS,
+                        format!("the board already has the maximum of {MAX_COLUMNS} columns"),
+                    );
+                }
                 Ok(vec![BoardEvent::ColumnAdded { name, wip_limit }])
             }
 
@@ -505,6 +528,14 @@ impl Aggregate for Board {
                     return reject(
                         rules::CARD_ALREADY_EXISTS,
                         format!("card `{card_id}` already exists on this board"),
+                    );
+                }
+                if self.cards.len() >= MAX_CARDS {
+                    return reject(
+                        rules::BOARD_FULL,
+                        format!(
+                            "the board already holds the maximum of {MAX_CARDS} cards (archived ones included)"
+                        ),
                     );
                 }
                 let target = match &column {
@@ -650,7 +681,7 @@ impl Aggregate for Board {
                     column: column.clone(),
                     labels: labels.clone(),
                     archived: false,
-                    comments: Vec::new(),
+                    comments: 0,
                 };
                 self.cards.insert(card_id.clone(), card);
             }
@@ -675,16 +706,9 @@ impl Aggregate for Board {
                     }
                 }
             }
-            BoardEvent::CardCommented {
-                card_id,
-                author,
-                text,
-            } => {
+            BoardEvent::CardCommented { card_id, .. } => {
                 if let Some(card) = self.cards.get_mut(card_id) {
-                    card.comments.push(Comment {
-                        author: author.clone(),
-                        text: text.clone(),
-                    });
+                    card.comments = card.comments.saturating_add(1);
                 }
             }
             BoardEvent::CardArchived { card_id, .. } => {
@@ -1390,7 +1414,7 @@ mod tests {
     }
 
     #[test]
-    fn comments_are_kept_in_order() {
+    fn comments_are_counted_in_the_state_and_kept_in_the_events() {
         let history = [
             created(),
             card_added("c1", "Todo"),
@@ -1407,12 +1431,53 @@ mod tests {
                 author: s("ana"),
                 text: s("second"),
             }]);
-        let texts: Vec<&str> = board.cards["c1"]
-            .comments
-            .iter()
-            .map(|c| c.text.as_str())
-            .collect();
-        assert_eq!(texts, ["first", "second"]);
+        assert_eq!(board.cards["c1"].comments, 2);
+    }
+
+    #[test]
+    fn a_board_has_at_most_max_columns() {
+        let names: Vec<String> = (0..=MAX_COLUMNS).map(|i| format!("C{i}")).collect();
+        given::<Board>([])
+            .when(BoardCommand::CreateBoard {
+                title: s("Wide"),
+                columns: Some(names[..MAX_COLUMNS + 1].to_vec()),
+            })
+            .then_reject(rules::TOO_MANY_COLUMNS);
+        let full = BoardEvent::BoardCreated {
+            title: s("Wide"),
+            columns: names[..MAX_COLUMNS].to_vec(),
+        };
+        let rejection = given::<Board>([full])
+            .when(BoardCommand::AddColumn {
+                name: s("One more"),
+                wip_limit: None,
+            })
+            .then_reject(rules::TOO_MANY_COLUMNS);
+        assert_eq!(
+            rejection.message,
+            "the board already has the maximum of 50 columns"
+        );
+    }
+
+    #[test]
+    fn a_board_holds_at_most_max_cards_archived_included() {
+        let mut history = vec![created()];
+        for i in 0..MAX_CARDS {
+            history.push(card_added(&format!("c{i}"), "Todo"));
+        }
+        history.push(BoardEvent::CardArchived {
+            card_id: s("c0"),
+            column: s("Todo"),
+        });
+        let rejection = given::<Board>(history)
+            .when(BoardCommand::AddCard {
+                card_id: s("one-more"),
+                title: s("t"),
+                column: None,
+                labels: None,
+            })
+            .then_reject(rules::BOARD_FULL);
+        assert!(rejection.message.contains("5000"), "{}", rejection.message);
     }
 
     #[test]
@@ -1593,8 +1658,8 @@ mod tests {
                     {"name": "Done", "wip_limit": null},
                 ],
                 "cards": {
-                    "c1": {"title": "A card", "column": "Doing", "labels": [], "archived": false, "comments": []},
-                    "c2": {"title": "A card", "column": "Todo", "labels": [], "archived": false, "comments": []},
+                    "c1": {"title": "A card", "column": "Doing", "labels": [], "archived": false, "comments": 0},
+                    "c2": {"title": "A card", "column": "Todo", "labels": [], "archived": false, "comments": 0},
                 },
             })
         );

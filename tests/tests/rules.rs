@@ -383,6 +383,59 @@ async fn every_board_rule_rejects_with_422_and_writes_nothing() {
     )
     .await;
 
+    // The caps that bound a board's state: columns (at creation and when added)...
+    let too_wide: Vec<String> = (0..=domain::board::MAX_COLUMNS)
+        .map(|i| format!("C{i}"))
+        .collect();
+    seen.reject(
+        &c,
+        "board",
+        &ghost,
+        cmd("CreateBoard", json!({"title": "t", "columns": too_wide})),
+        "too_many_columns",
+    )
+    .await;
+    let wide = unique_id("board-wide");
+    let columns = &too_wide[..domain::board::MAX_COLUMNS];
+    c.ok(
+        "board",
+        &wide,
+        cmd("CreateBoard", json!({"title": "Wide", "columns": columns})),
+    )
+    .await;
+    seen.reject(
+        &c,
+        "board",
+        &wide,
+        cmd("AddColumn", json!({"name": "One more"})),
+        "too_many_columns",
+    )
+    .await;
+    // ...and cards, archived ones included (8 writers fill a board to the cap).
+    let full = unique_id("board-full");
+    c.ok("board", &full, cmd("CreateBoard", json!({"title": "Full"})))
+        .await;
+    let writers = (0..8).map(|w| {
+        let (c, full) = (&c, &full);
+        async move {
+            for i in (w..domain::board::MAX_CARDS).step_by(8) {
+                let card = cmd("AddCard", json!({"card_id": format!("c{i}"), "title": "t"}));
+                c.ok("board", full, card).await;
+            }
+        }
+    });
+    futures_util::future::join_all(writers).await;
+    c.ok("board", &full, cmd("ArchiveCard", json!({"card_id": "c0"})))
+        .await;
+    seen.reject(
+        &c,
+        "board",
+        &full,
+        cmd("AddCard", json!({"card_id": "one-more", "title": "t"})),
+        "board_full",
+    )
+    .await;
+
     let all: BTreeSet<String> = domain::board::rules::ALL
         .iter()
         .map(|r| r.to_string())
