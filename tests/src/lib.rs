@@ -659,6 +659,24 @@ impl Client {
     }
 
     /// The aggregate's version, 0 when it has no events (404).
+    /// A fresh board (id from `prefix`) with cards `c1`…`c{cards}` titled `Card {n}`, one
+    /// command each: `cards + 1` events. The usual target of a test.
+    pub async fn board_with_cards(&self, prefix: &str, cards: usize) -> String {
+        let id = unique_id(prefix);
+        self.ok(
+            "board",
+            &id,
+            cmd("CreateBoard", serde_json::json!({"title": prefix})),
+        )
+        .await;
+        for n in 1..=cards {
+            let card =
+                serde_json::json!({"card_id": format!("c{n}"), "title": format!("Card {n}")});
+            self.ok("board", &id, cmd("AddCard", card)).await;
+        }
+        id
+    }
+
     pub async fn version(&self, aggregate_type: &str, id: &str) -> u64 {
         let reply = self.state(aggregate_type, id, "").await;
         match reply.status {

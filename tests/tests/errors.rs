@@ -4,21 +4,7 @@
 //! plus idempotent retries.
 
 use serde_json::{Value, json};
-use tests::{Client, Options, Worker, cmd, cmd_expecting, shared, unique_id};
-
-/// A board with two events, to aim bad requests at.
-async fn board(c: &Client) -> String {
-    let id = unique_id("board-errors");
-    c.ok("board", &id, cmd("CreateBoard", json!({"title": "Target"})))
-        .await;
-    c.ok(
-        "board",
-        &id,
-        cmd("AddCard", json!({"card_id": "c1", "title": "t"})),
-    )
-    .await;
-    id
-}
+use tests::{Options, Worker, cmd, cmd_expecting, shared, unique_id};
 
 fn commands_path(aggregate_type: &str, id: &str) -> String {
     format!("/v1/aggregates/{aggregate_type}/{id}/commands")
@@ -27,7 +13,7 @@ fn commands_path(aggregate_type: &str, id: &str) -> String {
 #[tokio::test]
 async fn malformed_commands_are_400_and_change_nothing() {
     let c = shared().client();
-    let id = board(&c).await;
+    let id = c.board_with_cards("board-errors", 1).await;
     let path = commands_path("board", &id);
     let bodies: Vec<(&str, String)> = vec![
         ("not JSON", r#"{"type": "AddCard", "data": {"#.to_owned()),
@@ -101,7 +87,7 @@ async fn malformed_commands_are_400_and_change_nothing() {
 #[tokio::test]
 async fn a_body_in_another_content_type_is_415() {
     let c = shared().client();
-    let id = board(&c).await;
+    let id = c.board_with_cards("board-errors", 1).await;
     let body = json!({"type": "AddCard", "data": {"card_id": "x", "title": "t"}}).to_string();
     for content_type in [
         "text/plain",
@@ -133,7 +119,7 @@ async fn a_body_in_another_content_type_is_415() {
 #[tokio::test]
 async fn a_body_over_the_default_limit_of_1_mib_is_413() {
     let c = shared().client();
-    let id = board(&c).await;
+    let id = c.board_with_cards("board-errors", 1).await;
     // A valid command, padded past 1 MiB with whitespace.
     let mut body = json!({"type": "AddCard", "data": {"card_id": "big", "title": "t"}}).to_string();
     body.push_str(&" ".repeat(1024 * 1024 + 1 - body.len()));
@@ -159,7 +145,7 @@ async fn the_body_limit_is_configurable_and_holds_without_content_length() {
     const LIMIT: usize = 2048;
     let worker = Worker::start_with(Options::new().var("MAX_BODY_BYTES", LIMIT));
     let c = worker.client();
-    let id = board(&c).await;
+    let id = c.board_with_cards("board-errors", 1).await;
     let path = commands_path("board", &id);
     // A valid AddCard command, padded with whitespace to exactly `len` bytes.
     let padded = |card: &str, len: usize| {
@@ -461,7 +447,7 @@ async fn non_finite_numbers_and_trailing_bytes_in_messagepack_are_400_and_change
 #[tokio::test]
 async fn metadata_ids_over_256_characters_are_400_and_256_are_recorded() {
     let c = shared().client();
-    let id = board(&c).await;
+    let id = c.board_with_cards("board-errors", 1).await;
     let path = commands_path("board", &id);
     let mut card = 0;
     for field in ["command_id", "correlation_id", "causation_id"] {
@@ -565,7 +551,7 @@ async fn unknown_aggregate_types_and_routes_are_404_json() {
 #[tokio::test]
 async fn wrong_methods_and_bad_parameters_are_json_errors() {
     let c = shared().client();
-    let id = board(&c).await;
+    let id = c.board_with_cards("board-errors", 1).await;
     let reply = c.get(&commands_path("board", &id)).await;
     assert_eq!(reply.status, 405, "{}", reply.text());
     reply.expect_error(405, "method_not_allowed");
@@ -683,7 +669,7 @@ async fn version_conflicts_are_409_with_expected_and_actual() {
 #[tokio::test]
 async fn an_idempotent_retry_returns_the_original_result_and_appends_nothing() {
     let c = shared().client();
-    let id = board(&c).await;
+    let id = c.board_with_cards("board-errors", 1).await;
     let body = cmd("AddCard", json!({"card_id": "c2", "title": "Once"}));
 
     let first = c.command_with_key("board", &id, &body, Some("key-1")).await;
@@ -725,7 +711,7 @@ async fn an_idempotent_retry_returns_the_original_result_and_appends_nothing() {
     );
 
     // Keys belong to one aggregate: the same key elsewhere runs the command there.
-    let elsewhere = board(&c).await;
+    let elsewhere = c.board_with_cards("board-errors", 1).await;
     let reply = c
         .command_with_key("board", &elsewhere, &body, Some("key-1"))
         .await;
@@ -760,7 +746,7 @@ async fn an_idempotent_retry_returns_the_original_result_and_appends_nothing() {
 #[tokio::test]
 async fn odd_bytes_are_client_errors_not_server_errors() {
     let c = shared().client();
-    let id = board(&c).await;
+    let id = c.board_with_cards("board-errors", 1).await;
     let path = commands_path("board", &id);
     let body = r#"{"type":"AddCard","data":{"card_id":"odd","title":"t"}}"#;
     let latin1 = |bytes: &[u8]| reqwest::header::HeaderValue::from_bytes(bytes).unwrap();

@@ -6,26 +6,12 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tests::{Client, cmd, shared, unique_id};
-
-/// A board with one card, `c1`, in `Inbox`.
-async fn board_with_a_card(c: &Client) -> String {
-    let id = unique_id("board-idem");
-    c.ok("board", &id, cmd("CreateBoard", json!({"title": "Keys"})))
-        .await;
-    c.ok(
-        "board",
-        &id,
-        cmd("AddCard", json!({"card_id": "c1", "title": "t"})),
-    )
-    .await;
-    id
-}
+use tests::{cmd, shared};
 
 #[tokio::test]
 async fn a_key_reused_with_another_command_is_422_and_appends_nothing() {
     let c = shared().client();
-    let id = board_with_a_card(&c).await;
+    let id = c.board_with_cards("board-idem", 1).await;
     let original_body = cmd("AddCard", json!({"card_id": "c2", "title": "Once"}));
     let original = c
         .command_with_key("board", &id, &original_body, Some("bound-key"))
@@ -84,7 +70,7 @@ async fn a_key_reused_with_another_command_is_422_and_appends_nothing() {
 #[tokio::test]
 async fn a_key_whose_command_decided_no_events_replays_that_empty_result() {
     let c = shared().client();
-    let id = board_with_a_card(&c).await;
+    let id = c.board_with_cards("board-idem", 1).await;
     // c1 is already in Inbox: the move decides nothing.
     let stay = cmd("MoveCard", json!({"card_id": "c1", "to_column": "Inbox"}));
     let first = c
@@ -128,7 +114,7 @@ async fn a_key_whose_command_decided_no_events_replays_that_empty_result() {
 #[tokio::test]
 async fn a_refused_command_does_not_use_up_its_key() {
     let c = shared().client();
-    let id = board_with_a_card(&c).await;
+    let id = c.board_with_cards("board-idem", 1).await;
     // Refused by a rule (c1 exists), then by a version conflict, then by its shape.
     let refusals = [
         (

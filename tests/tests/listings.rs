@@ -6,25 +6,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tests::{Client, check_envelope, check_timestamp, cmd, seqs, shared, unique_id};
 
-/// A board with `cards + 1` events (BoardCreated, then one CardAdded per card).
-async fn board_with_cards(c: &Client, cards: usize) -> String {
-    let id = unique_id("board-list");
-    c.ok("board", &id, cmd("CreateBoard", json!({"title": "Listed"})))
-        .await;
-    for n in 1..=cards {
-        c.ok(
-            "board",
-            &id,
-            cmd(
-                "AddCard",
-                json!({"card_id": format!("c{n}"), "title": format!("Card {n}")}),
-            ),
-        )
-        .await;
-    }
-    id
-}
-
 fn page_events(page: &Value) -> Vec<Value> {
     page["events"]
         .as_array()
@@ -35,7 +16,7 @@ fn page_events(page: &Value) -> Vec<Value> {
 #[tokio::test]
 async fn forward_paging_follows_next_after_to_the_end() {
     let c = shared().client();
-    let id = board_with_cards(&c, 24).await; // 25 events
+    let id = c.board_with_cards("board-list", 24).await; // 25 events
     let all = c.all_events("board", &id).await;
     assert_eq!(seqs(&all), (1..=25).collect::<Vec<_>>());
     all.iter().for_each(check_envelope);
@@ -91,7 +72,7 @@ async fn forward_paging_follows_next_after_to_the_end() {
 #[tokio::test]
 async fn backward_paging_returns_newest_first_and_follows_next_before() {
     let c = shared().client();
-    let id = board_with_cards(&c, 24).await; // 25 events
+    let id = c.board_with_cards("board-list", 24).await; // 25 events
     let all = c.all_events("board", &id).await;
 
     let mut query = "?direction=backward&limit=10".to_owned();
@@ -157,7 +138,7 @@ async fn backward_paging_returns_newest_first_and_follows_next_before() {
 #[tokio::test]
 async fn limit_is_1_to_10000_and_bad_parameters_are_400() {
     let c = shared().client();
-    let id = board_with_cards(&c, 2).await;
+    let id = c.board_with_cards("board-list", 2).await;
     let page = c.events("board", &id, "?limit=10000").await.expect(200);
     assert_eq!(page_events(&page).len(), 3);
     c.events("board", &id, "?limit=1").await.expect(200);
@@ -188,7 +169,7 @@ async fn limit_is_1_to_10000_and_bad_parameters_are_400() {
 #[tokio::test]
 async fn ndjson_listing_is_one_envelope_per_line_with_the_cursor_in_a_header() {
     let c = shared().client();
-    let id = board_with_cards(&c, 6).await; // 7 events
+    let id = c.board_with_cards("board-list", 6).await; // 7 events
     let all = c.all_events("board", &id).await;
 
     let reply = c
@@ -243,7 +224,7 @@ async fn ndjson_listing_is_one_envelope_per_line_with_the_cursor_in_a_header() {
 #[tokio::test]
 async fn messagepack_listing_is_the_same_object_as_json() {
     let c = shared().client();
-    let id = board_with_cards(&c, 6).await;
+    let id = c.board_with_cards("board-list", 6).await;
     for query in [
         "?limit=4",
         "?after=4",

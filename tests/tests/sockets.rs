@@ -11,21 +11,6 @@ use tests::{Client, Socket, check_envelope, cmd, seqs, shared, unique_id};
 /// How long "nothing more arrives" is watched for.
 const QUIET: Duration = Duration::from_millis(500);
 
-async fn board_with_cards(c: &Client, cards: usize) -> String {
-    let id = unique_id("board-ws");
-    c.ok("board", &id, cmd("CreateBoard", json!({"title": "Live"})))
-        .await;
-    for n in 1..=cards {
-        c.ok(
-            "board",
-            &id,
-            cmd("AddCard", json!({"card_id": format!("c{n}"), "title": "t"})),
-        )
-        .await;
-    }
-    id
-}
-
 /// Adds a card and returns the envelope the command answered with.
 async fn add_card(c: &Client, id: &str, card: &str) -> Value {
     let reply = c
@@ -41,7 +26,7 @@ async fn add_card(c: &Client, id: &str, card: &str) -> Value {
 #[tokio::test]
 async fn a_subscriber_gets_the_backlog_then_caught_up_then_live_events() {
     let c = shared().client();
-    let id = board_with_cards(&c, 2).await;
+    let id = c.board_with_cards("board-ws", 2).await;
     let logged = c.all_events("board", &id).await;
 
     let mut socket = c.subscribe("board", &id, None).await;
@@ -62,7 +47,7 @@ async fn a_subscriber_gets_the_backlog_then_caught_up_then_live_events() {
 #[tokio::test]
 async fn after_n_replays_only_later_events() {
     let c = shared().client();
-    let id = board_with_cards(&c, 4).await; // version 5
+    let id = c.board_with_cards("board-ws", 4).await; // version 5
     let logged = c.all_events("board", &id).await;
 
     let mut socket = c.subscribe("board", &id, Some(2)).await;
@@ -113,7 +98,7 @@ async fn a_subscriber_may_come_before_the_aggregate() {
 #[tokio::test]
 async fn two_subscribers_see_the_same_events_in_the_same_order() {
     let c = shared().client();
-    let id = board_with_cards(&c, 1).await;
+    let id = c.board_with_cards("board-ws", 1).await;
     let mut first = c.subscribe("board", &id, None).await;
     let mut second = c.subscribe("board", &id, Some(1)).await;
     assert_eq!(first.next_events(2).await.len(), 2);
@@ -138,7 +123,7 @@ async fn two_subscribers_see_the_same_events_in_the_same_order() {
 #[tokio::test]
 async fn rejected_commands_and_idempotent_replays_push_nothing() {
     let c = shared().client();
-    let id = board_with_cards(&c, 1).await;
+    let id = c.board_with_cards("board-ws", 1).await;
     let mut socket = c.subscribe("board", &id, Some(2)).await;
     assert_eq!(socket.caught_up().await, 2);
 
@@ -161,7 +146,7 @@ async fn rejected_commands_and_idempotent_replays_push_nothing() {
 #[tokio::test]
 async fn reconnecting_with_after_n_receives_exactly_the_missed_events() {
     let c = shared().client();
-    let id = board_with_cards(&c, 2).await; // version 3
+    let id = c.board_with_cards("board-ws", 2).await; // version 3
     let mut received = Vec::new();
 
     let mut socket = c.subscribe("board", &id, None).await;
@@ -232,7 +217,7 @@ async fn read_all(mut socket: Socket, last: u64) -> (Vec<Value>, u64) {
 #[tokio::test]
 async fn subscribing_while_events_are_written_loses_and_repeats_nothing() {
     let c = shared().client();
-    let id = board_with_cards(&c, 0).await;
+    let id = c.board_with_cards("board-ws", 0).await;
     const WRITES: u64 = 60;
 
     let writer = {
@@ -273,7 +258,7 @@ async fn subscribing_while_events_are_written_loses_and_repeats_nothing() {
 #[tokio::test]
 async fn a_subscriber_still_receives_pushes_after_its_object_was_evicted() {
     let c = shared().client();
-    let id = board_with_cards(&c, 1).await;
+    let id = c.board_with_cards("board-ws", 1).await;
     let mut socket = c.subscribe("board", &id, None).await;
     let instance = socket
         .headers
@@ -331,7 +316,7 @@ async fn a_subscriber_still_receives_pushes_after_its_object_was_evicted() {
 async fn subscribers_are_paced_by_their_acks() {
     let worker = tests::Worker::start_with(tests::Options::new().var("WS_ACK_WINDOW", 5));
     let c = worker.client();
-    let id = board_with_cards(&c, 11).await; // version 12
+    let id = c.board_with_cards("board-ws", 11).await; // version 12
     let log = c.all_events("board", &id).await;
 
     let mut socket = c.subscribe("board", &id, None).await;
@@ -403,7 +388,7 @@ async fn a_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving() {
     const WRITES: usize = 60;
     let worker = tests::Worker::start_with(tests::Options::new().var("WS_ACK_WINDOW", WINDOW));
     let c = worker.client();
-    let id = board_with_cards(&c, 0).await; // version 1
+    let id = c.board_with_cards("board-ws", 0).await; // version 1
     let mut fast = c.subscribe("board", &id, Some(1)).await;
     let mut never_acks = c.subscribe("board", &id, Some(1)).await;
     let mut stopped_reading = c.subscribe("board", &id, Some(1)).await;
@@ -482,7 +467,7 @@ async fn a_client_sending_too_many_frames_is_closed_with_4029() {
     let worker =
         tests::Worker::start_with(tests::Options::new().var("WS_MAX_FRAMES_PER_SECOND", 3));
     let c = worker.client();
-    let id = board_with_cards(&c, 0).await;
+    let id = c.board_with_cards("board-ws", 0).await;
     let mut socket = c.subscribe("board", &id, None).await;
     assert_eq!(socket.next_events(1).await.len(), 1);
     assert_eq!(socket.caught_up().await, 1);
@@ -503,7 +488,7 @@ async fn subscribers_beyond_the_limit_are_429_with_retry_after() {
     let worker =
         tests::Worker::start_with(tests::Options::new().var("MAX_SUBSCRIBERS_PER_AGGREGATE", 2));
     let c = worker.client();
-    let id = board_with_cards(&c, 0).await;
+    let id = c.board_with_cards("board-ws", 0).await;
     let path = format!("/v1/aggregates/board/{id}/ws");
     let first = c.subscribe("board", &id, None).await;
     let mut second = c.subscribe("board", &id, None).await;
@@ -516,7 +501,7 @@ async fn subscribers_beyond_the_limit_are_429_with_retry_after() {
     );
 
     // Another aggregate has its own allowance.
-    let other = board_with_cards(&c, 0).await;
+    let other = c.board_with_cards("board-ws", 0).await;
     c.subscribe("board", &other, None).await.next_event().await;
 
     // A subscriber that leaves frees its place (once the close handshake is through).
@@ -566,7 +551,7 @@ async fn expect_protocol_error(socket: &mut Socket, what: &str) {
 #[tokio::test]
 async fn an_ack_beyond_what_was_sent_closes_the_socket_with_1008() {
     let c = shared().client();
-    let id = board_with_cards(&c, 2).await; // version 3
+    let id = c.board_with_cards("board-ws", 2).await; // version 3
 
     // Control: acks of what was sent — the newest, again, an older one — keep it open.
     let mut socket = c.subscribe("board", &id, None).await;
@@ -593,7 +578,7 @@ async fn an_ack_beyond_what_was_sent_closes_the_socket_with_1008() {
     // While catching up: with a window of 4 only 4 are sent, so an ack of 5 is blind.
     let worker = tests::Worker::start_with(tests::Options::new().var("WS_ACK_WINDOW", 4));
     let c = worker.client();
-    let id = board_with_cards(&c, 9).await; // version 10
+    let id = c.board_with_cards("board-ws", 9).await; // version 10
     let mut socket = c.subscribe("board", &id, None).await;
     assert_eq!(socket.next_events(4).await.len(), 4);
     socket.expect_silence(QUIET).await;
@@ -606,7 +591,7 @@ async fn an_ack_beyond_what_was_sent_closes_the_socket_with_1008() {
 #[tokio::test]
 async fn a_malformed_client_frame_closes_the_socket_with_1008() {
     let c = shared().client();
-    let id = board_with_cards(&c, 2).await; // version 3
+    let id = c.board_with_cards("board-ws", 2).await; // version 3
     for frame in [
         "not JSON",
         "",
@@ -637,7 +622,7 @@ async fn a_malformed_client_frame_closes_the_socket_with_1008() {
 #[tokio::test]
 async fn a_binary_client_frame_closes_the_socket_with_1008() {
     let c = shared().client();
-    let id = board_with_cards(&c, 0).await;
+    let id = c.board_with_cards("board-ws", 0).await;
     let mut socket = c.subscribe("board", &id, None).await;
     assert_eq!(socket.next_events(1).await.len(), 1);
     assert_eq!(socket.caught_up().await, 1);
