@@ -12,8 +12,11 @@
 //! * [`version`] — expected-version rules (`N`, `"any"`, `"none"`, `"exists"`).
 //! * [`envelope`] — the event envelope clients see, and timestamp formatting.
 //! * [`codec`] — the one payload codec (MessagePack with named fields).
-//! * [`store`] — the repository interface ([`store::EventStore`]) and
-//!   [`store::Loaded::execute`], the command service (idempotency, version check, decide,
+//! * [`store`] — the repository interface: [`store::EventStore`] and what it reads and
+//!   writes (stored events, range queries, idempotency records, snapshots).
+//! * [`command_service`] — the command service: [`command_service::CommandRequest`] (a
+//!   client's command) and [`command_service::Loaded`], whose `load`/`at_version` rebuild an aggregate from
+//!   a store and whose `execute` runs a command (idempotency, version check, decide,
 //!   append, apply, snapshot).
 //! * [`memory`] — [`memory::InMemoryStore`], the store for native tests and tools.
 //! * [`registry`] — aggregate types by name.
@@ -24,6 +27,7 @@
 pub mod aggregate;
 pub mod board;
 pub mod codec;
+pub mod command_service;
 pub mod envelope;
 pub mod feedback;
 pub mod memory;

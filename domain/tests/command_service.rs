@@ -3,11 +3,11 @@
 //! back, conflicts, idempotent retries, rejections that change nothing, and state that is
 //! the same however it was rebuilt.
 
-use domain::memory::InMemoryStore;
-use domain::store::{
-    CommandInputs, CommandOutcome, CommandRequest, EventStore, ExecuteError, LoadError, Loaded,
-    Snapshot,
+use domain::command_service::{
+    CommandInputs, CommandOutcome, CommandRequest, ExecuteError, LoadError, Loaded,
 };
+use domain::memory::InMemoryStore;
+use domain::store::{EventStore, Snapshot};
 use domain::{CommandError, ExpectedVersion, Metadata, VersionConflict};
 use serde_json::{Value, json};
 

@@ -8,8 +8,8 @@
 
 use domain::aggregate::{Aggregate, AggregateState, CommandError, DomainEvent, State};
 use domain::board::{self, Board, BoardEvent};
+use domain::command_service::CommandRequest;
 use domain::feedback::{self, Feedback, FeedbackEvent, Severity};
-use domain::store::CommandRequest;
 use domain::{EventEnvelope, ExpectedVersion, Position, codec};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;

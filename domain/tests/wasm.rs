@@ -6,10 +6,11 @@
 //! compiles to nothing.
 #![cfg(target_arch = "wasm32")]
 
-use domain::memory::InMemoryStore;
-use domain::store::{
-    CommandInputs, CommandOutcome, CommandRequest, EventStore, ExecuteError, Loaded, ReadQuery,
+use domain::command_service::{
+    CommandInputs, CommandOutcome, CommandRequest, ExecuteError, Loaded,
 };
+use domain::memory::InMemoryStore;
+use domain::store::{EventStore, ReadQuery};
 use domain::{CommandError, Metadata, codec};
 use serde_json::{Value, json};
 use wasm_bindgen_test::wasm_bindgen_test;
