@@ -4,9 +4,10 @@
 //! already-accepted event into the state and never refuses one (an event is a fact).
 
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::codec::{self, CodecError};
+use crate::fields::{self, Blamed};
 
 /// A domain rule refused a command. Maps to HTTP 422 `rejected`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,7 +96,8 @@ pub trait Aggregate:
 /// chosen by name at request time. Implemented for every [`Aggregate`] by [`State`].
 pub trait AggregateState: std::fmt::Debug {
     fn aggregate_type(&self) -> &'static str;
-    /// Decodes `{type, data}` into the aggregate's command and decides it.
+    /// Decodes `{type, data}` into the aggregate's command and decides it. `data` must be
+    /// an object; a decoding error is a [`CommandError::BadCommand`] naming the field.
     fn decide(&self, command_type: &str, data: Value) -> Result<Vec<NewEvent>, CommandError>;
     /// Upcasts, decodes and applies one stored event.
     fn apply(
@@ -158,16 +160,18 @@ impl<A: Aggregate> AggregateState for State<A> {
     }
 
     fn decide(&self, command_type: &str, data: Value) -> Result<Vec<NewEvent>, CommandError> {
-        let data = if data.is_null() {
-            Value::Object(Default::default())
-        } else {
-            data
-        };
-        let command: A::Command =
-            serde_json::from_value(serde_json::json!({ "type": command_type, "data": data }))
-                .map_err(|e| {
-                    CommandError::BadCommand(command_decode_message(A::TYPE, command_type, &e))
-                })?;
+        if !data.is_object() {
+            // serde would take a struct variant's fields as a positional array too.
+            return Err(CommandError::BadCommand(format!(
+                "invalid `{command_type}` command: `data` must be an object"
+            )));
+        }
+        let command: A::Command = fields::decode(
+            &json!({ "type": command_type, "data": data }),
+            |command| command["data"].as_object(),
+            |data| json!({ "type": command_type, "data": data }),
+        )
+        .map_err(|e| CommandError::BadCommand(command_decode_message(A::TYPE, command_type, &e)))?;
         let events = self.0.decide(command)?;
         events
             .iter()
@@ -219,17 +223,13 @@ impl<A: Aggregate> AggregateState for State<A> {
 }
 
 /// serde's message for an unknown variant lists every variant; keep it, it helps clients.
-fn command_decode_message(
-    aggregate_type: &str,
-    command_type: &str,
-    e: &serde_json::Error,
-) -> String {
-    let text = e.to_string();
-    if text.starts_with("unknown variant") {
+fn command_decode_message(aggregate_type: &str, command_type: &str, e: &Blamed) -> String {
+    if e.field.is_none() && e.error.starts_with("unknown variant") {
         format!(
-            "unknown command type `{command_type}` for aggregate type `{aggregate_type}`: {text}"
+            "unknown command type `{command_type}` for aggregate type `{aggregate_type}`: {}",
+            e.error
         )
     } else {
-        format!("invalid `{command_type}` command: {text}")
+        format!("invalid `{command_type}` command: {}", e.message("data."))
     }
 }

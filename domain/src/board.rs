@@ -29,7 +29,10 @@
 //!   however long its history. Clients read comments from the event listing (and later
 //!   from read models).
 //! * `CreateBoard` with `"columns": []` makes a board with no columns (they can be added
-//!   with `AddColumn`); absent or `null` columns mean [`DEFAULT_COLUMNS`].
+//!   with `AddColumn`); absent columns mean [`DEFAULT_COLUMNS`].
+//! * **An optional field is absent or of its type, never `null`** (400): `null` is not
+//!   quietly read as "absent". The one field where `null` is a value is
+//!   `SetWipLimit.limit`, which is required and where `null` clears the limit.
 //!
 //! Event payloads hold the command's fields under the same snake_case names, with defaults
 //! resolved (`CardAdded.column` is the column the card went to, `labels` is `[]` when none
@@ -41,11 +44,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::aggregate::{Aggregate, DomainEvent, Rejection};
 use crate::codec::CodecError;
+use crate::fields;
 use crate::validate;
 
 /// The label limits, shared with `feedback`'s triage labels.
@@ -82,7 +86,8 @@ pub mod rules {
     pub const COLUMN_ALREADY_EXISTS: &str = "column_already_exists";
     /// A command names a column the board does not have (or `AddCard` has no column to use).
     pub const COLUMN_NOT_FOUND: &str = "column_not_found";
-    /// A WIP limit of 0 (use `null` to clear a limit).
+    /// A WIP limit of 0 (no limit is `"limit": null` in `SetWipLimit`, and an absent
+    /// `wip_limit` in `AddColumn`).
     pub const INVALID_WIP_LIMIT: &str = "invalid_wip_limit";
     /// Adding or moving a card into a column that holds its WIP limit of non-archived cards.
     pub const WIP_LIMIT_REACHED: &str = "wip_limit_reached";
@@ -177,34 +182,53 @@ impl Board {
 /// The board's commands, on the wire `{"type": "AddCard", "data": {...}}`.
 ///
 /// Unknown fields are refused (400): a misspelt optional field such as `wip_limt` would
-/// otherwise be dropped without a word.
+/// otherwise be dropped without a word. Optional fields are absent or of their type:
+/// `null` is refused (400) rather than read as absent, and an absent one is left out
+/// when a command is serialized, so a serialized command decodes back to itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", deny_unknown_fields)]
 pub enum BoardCommand {
-    /// `columns` absent or `null`: [`DEFAULT_COLUMNS`].
+    /// `columns` absent: [`DEFAULT_COLUMNS`].
     CreateBoard {
         title: String,
-        #[serde(default)]
+        #[serde(
+            default,
+            deserialize_with = "fields::never_null",
+            skip_serializing_if = "Option::is_none"
+        )]
         columns: Option<Vec<String>>,
     },
+    /// `wip_limit` absent: no limit.
     AddColumn {
         name: String,
-        #[serde(default)]
+        #[serde(
+            default,
+            deserialize_with = "fields::never_null",
+            skip_serializing_if = "Option::is_none"
+        )]
         wip_limit: Option<u32>,
     },
     /// `limit` must be present: a number ≥ 1 sets it, `null` clears it.
     SetWipLimit {
         column: String,
-        #[serde(deserialize_with = "present_or_null")]
+        #[serde(deserialize_with = "fields::present_or_null")]
         limit: Option<u32>,
     },
     /// `column` absent: the board's first column. `labels` absent: none.
     AddCard {
         card_id: String,
         title: String,
-        #[serde(default)]
+        #[serde(
+            default,
+            deserialize_with = "fields::never_null",
+            skip_serializing_if = "Option::is_none"
+        )]
         column: Option<String>,
-        #[serde(default)]
+        #[serde(
+            default,
+            deserialize_with = "fields::never_null",
+            skip_serializing_if = "Option::is_none"
+        )]
         labels: Option<Vec<String>>,
     },
     MoveCard {
@@ -214,9 +238,17 @@ pub enum BoardCommand {
     /// Absent fields are left as they are; at least one must be given.
     EditCard {
         card_id: String,
-        #[serde(default)]
+        #[serde(
+            default,
+            deserialize_with = "fields::never_null",
+            skip_serializing_if = "Option::is_none"
+        )]
         title: Option<String>,
-        #[serde(default)]
+        #[serde(
+            default,
+            deserialize_with = "fields::never_null",
+            skip_serializing_if = "Option::is_none"
+        )]
         labels: Option<Vec<String>>,
     },
     CommentOnCard {
@@ -227,14 +259,6 @@ pub enum BoardCommand {
     ArchiveCard {
         card_id: String,
     },
-}
-
-/// A required field whose value may be `null` (serde makes `Option` fields optional
-/// unless they have their own deserializer).
-fn present_or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    Option::<T>::deserialize(d)
 }
 
 /// The board's events, stored as `{"type": "CardAdded", "data": {...}}`.
@@ -393,11 +417,12 @@ impl Board {
         }
     }
 
-    fn check_wip_limit(limit: Option<u32>) -> Result<(), Rejection> {
+    /// `no_limit` tells the client how this command says "no limit".
+    fn check_wip_limit(limit: Option<u32>, no_limit: &str) -> Result<(), Rejection> {
         if limit == Some(0) {
             return reject(
                 rules::INVALID_WIP_LIMIT,
-                "a WIP limit must be at least 1 (use null for no limit)".to_owned(),
+                format!("a WIP limit must be at least 1 ({no_limit} for no limit)"),
             );
         }
         Ok(())
@@ -479,7 +504,7 @@ impl Aggregate for Board {
                     &name,
                     MAX_COLUMN_NAME_CHARS,
                 )?;
-                Self::check_wip_limit(wip_limit)?;
+                Self::check_wip_limit(wip_limit, "leave `wip_limit` out")?;
                 if self.column(&name).is_some() {
                     return reject(
                         rules::COLUMN_ALREADY_EXISTS,
@@ -497,7 +522,7 @@ impl Aggregate for Board {
 
             BoardCommand::SetWipLimit { column, limit } => {
                 let current = self.existing_column(&column)?.wip_limit;
-                Self::check_wip_limit(limit)?;
+                Self::check_wip_limit(limit, "use null")?;
                 if current == limit {
                     return Ok(vec![]);
                 }
@@ -976,12 +1001,16 @@ mod tests {
 
     #[test]
     fn a_wip_limit_of_zero_is_refused() {
-        given::<Board>([created()])
+        let rejection = given::<Board>([created()])
             .when(BoardCommand::AddColumn {
                 name: s("Review"),
                 wip_limit: Some(0),
             })
             .then_reject(rules::INVALID_WIP_LIMIT);
+        assert_eq!(
+            rejection.message,
+            "a WIP limit must be at least 1 (leave `wip_limit` out for no limit)"
+        );
         let rejection = given::<Board>([created()])
             .when(BoardCommand::SetWipLimit {
                 column: s("Doing"),
@@ -1603,6 +1632,180 @@ mod tests {
             message.starts_with("invalid `SetWipLimit` command"),
             "{message}"
         );
+    }
+
+    /// Every field of every command, given `null`, is a bad command (400) whose message
+    /// names it — optional fields included: their `null` is not read as "absent". The one
+    /// exception, `SetWipLimit.limit`, is tested above.
+    #[test]
+    fn null_is_refused_in_every_field_and_named() {
+        let commands = [
+            ("CreateBoard", json!({"title": "B", "columns": ["Todo"]})),
+            ("AddColumn", json!({"name": "Review", "wip_limit": 2})),
+            ("SetWipLimit", json!({"column": "Doing", "limit": 2})),
+            (
+                "AddCard",
+                json!({"card_id": "c1", "title": "t", "column": "Todo", "labels": ["bug"]}),
+            ),
+            ("MoveCard", json!({"card_id": "c1", "to_column": "Done"})),
+            (
+                "EditCard",
+                json!({"card_id": "c1", "title": "t", "labels": ["bug"]}),
+            ),
+            (
+                "CommentOnCard",
+                json!({"card_id": "c1", "author": "ana", "text": "hi"}),
+            ),
+            ("ArchiveCard", json!({"card_id": "c1"})),
+        ];
+        let optional = [
+            ("CreateBoard", "columns"),
+            ("AddColumn", "wip_limit"),
+            ("AddCard", "column"),
+            ("AddCard", "labels"),
+            ("EditCard", "title"),
+            ("EditCard", "labels"),
+        ];
+        let mut refused = 0;
+        for (command_type, valid) in commands {
+            // The valid form goes through (or is refused by a rule), so each case below
+            // fails on its null alone.
+            let ok = given::<Board>([created(), card_added("c1", "Todo")])
+                .when_json(command_type, valid.clone());
+            assert!(
+                !matches!(ok.outcome(), Err(CommandError::BadCommand(_))),
+                "{command_type}: {:?}",
+                ok.outcome()
+            );
+            let Value::Object(fields) = &valid else {
+                unreachable!()
+            };
+            for field in fields.keys() {
+                if (command_type, field.as_str()) == ("SetWipLimit", "limit") {
+                    continue;
+                }
+                let mut data = valid.clone();
+                data[field] = Value::Null;
+                let message = given::<Board>([created(), card_added("c1", "Todo")])
+                    .when_json(command_type, data)
+                    .then_bad_command();
+                let prefix = format!("invalid `{command_type}` command: `data.{field}`: ");
+                let error = message
+                    .strip_prefix(&prefix)
+                    .unwrap_or_else(|| panic!("{command_type}.{field}: {message}"));
+                if optional.contains(&(command_type, field.as_str())) {
+                    assert_eq!(error, "null is not allowed; leave the field out instead");
+                } else {
+                    assert!(error.starts_with("invalid type: null"), "{message}");
+                }
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 18, "every field of every command was tried");
+    }
+
+    #[test]
+    fn optional_fields_of_the_wrong_type_are_bad_commands_naming_them() {
+        let cases = [
+            (
+                "CreateBoard",
+                json!({"title": "B", "columns": "Todo"}),
+                "columns",
+            ),
+            (
+                "AddColumn",
+                json!({"name": "R", "wip_limit": "3"}),
+                "wip_limit",
+            ),
+            (
+                "AddColumn",
+                json!({"name": "R", "wip_limit": -1}),
+                "wip_limit",
+            ),
+            (
+                "AddCard",
+                json!({"card_id": "c2", "title": "t", "column": 1}),
+                "column",
+            ),
+            (
+                "AddCard",
+                json!({"card_id": "c2", "title": "t", "labels": [1]}),
+                "labels",
+            ),
+            (
+                "EditCard",
+                json!({"card_id": "c1", "title": ["t"]}),
+                "title",
+            ),
+            (
+                "EditCard",
+                json!({"card_id": "c1", "labels": {"a": "b"}}),
+                "labels",
+            ),
+        ];
+        for (command_type, data, field) in cases {
+            let message = given::<Board>([created(), card_added("c1", "Todo")])
+                .when_json(command_type, data.clone())
+                .then_bad_command();
+            assert!(
+                message.starts_with(&format!(
+                    "invalid `{command_type}` command: `data.{field}`: invalid "
+                )),
+                "{data}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_serialized_command_decodes_to_itself() {
+        // A client that builds typed commands sends them serialized: absent optional
+        // fields must be left out, not sent as the `null` that is refused.
+        let commands = [
+            BoardCommand::CreateBoard {
+                title: s("B"),
+                columns: None,
+            },
+            BoardCommand::AddColumn {
+                name: s("Review"),
+                wip_limit: None,
+            },
+            BoardCommand::SetWipLimit {
+                column: s("Doing"),
+                limit: None,
+            },
+            BoardCommand::AddCard {
+                card_id: s("c1"),
+                title: s("t"),
+                column: None,
+                labels: None,
+            },
+            BoardCommand::EditCard {
+                card_id: s("c1"),
+                title: Some(s("t")),
+                labels: None,
+            },
+        ];
+        for command in commands {
+            let wire = serde_json::to_value(&command).unwrap();
+            assert_eq!(
+                serde_json::from_value::<BoardCommand>(wire.clone()).ok(),
+                Some(command),
+                "{wire}"
+            );
+        }
+    }
+
+    #[test]
+    fn data_is_an_object() {
+        for data in [Value::Null, json!(["c1"]), json!("c1"), json!(1)] {
+            let message = given::<Board>([created(), card_added("c1", "Todo")])
+                .when_json("ArchiveCard", data)
+                .then_bad_command();
+            assert_eq!(
+                message,
+                "invalid `ArchiveCard` command: `data` must be an object"
+            );
+        }
     }
 
     #[test]

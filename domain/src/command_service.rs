@@ -1,37 +1,62 @@
 //! The command service: the one place where a command becomes events.
 //!
-//! [`CommandRequest`] is a command as a client sends it. [`Loaded`] is an aggregate
-//! instance in memory (state + version), rebuilt from an [`EventStore`] by
-//! [`Loaded::load`] and [`Loaded::at_version`]; [`Loaded::execute`] runs one command
-//! against it: idempotency look-up, version check, decide, append, apply, snapshot.
+//! [`CommandRequest`] is a command as a client sends it; [`CommandRequest::from_json`]
+//! decodes one from the JSON value of a body (MessagePack bodies are turned into the same
+//! JSON value first, so both decode here). [`Loaded`] is an aggregate instance in memory
+//! (state + version), rebuilt from an [`EventStore`] by [`Loaded::load`] and
+//! [`Loaded::at_version`]; [`Loaded::execute`] runs one command against it: idempotency
+//! look-up, version check, decide, append, apply, snapshot.
+//!
+//! Every field of a request is either absent or of its documented type; anything else,
+//! `null` included, is a [`CommandError::BadCommand`] (HTTP 400) naming the field.
+//! Unknown fields are refused too, in the body and in `data`: a misspelt optional field
+//! (`expected_verison`, `wip_limt`) would otherwise be dropped without a word.
 
-use serde::Deserialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::aggregate::{AggregateState, CommandError};
 use crate::envelope::Metadata;
+use crate::fields;
 use crate::registry;
 use crate::store::{EventStore, Idempotency, ReadQuery, Snapshot, StoreError, StoredEvent};
 use crate::version::{ExpectedVersion, VersionConflict};
 
 /// A command as sent by a client: `{"type": "AddCard", "data": {...}, "expected_version": 3}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+///
+/// Absent fields take their documented defaults (`data`: no fields, `expected_version`:
+/// `"any"`, metadata ids: none); `null` is never read as absent. Serializing gives back a
+/// body that decodes to the same request (absent ids are left out, not written as `null`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandRequest {
     #[serde(rename = "type")]
     pub command_type: String,
+    /// The command's fields; an object (absent: none).
     #[serde(default)]
-    pub data: Value,
+    pub data: Map<String, Value>,
     #[serde(default)]
     pub expected_version: ExpectedVersion,
     /// The client's id for this command; generated when absent.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "fields::never_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub command_id: Option<String>,
     /// The flow this command belongs to (e.g. the feedback that started a triage loop).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "fields::never_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub correlation_id: Option<String>,
     /// The event that caused this command, when an agent reacts to one.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "fields::never_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub causation_id: Option<String>,
 }
 
@@ -40,6 +65,21 @@ pub struct CommandRequest {
 pub const MAX_METADATA_CHARS: usize = 256;
 
 impl CommandRequest {
+    /// Decodes a command body (already parsed into JSON). Anything but an object with the
+    /// documented fields is a [`CommandError::BadCommand`] (HTTP 400) whose message names
+    /// the field at fault. serde alone would also take the fields as a positional array,
+    /// which is not part of the contract.
+    pub fn from_json(body: &Value) -> Result<Self, CommandError> {
+        if !body.is_object() {
+            return Err(CommandError::BadCommand(
+                r#"a command is an object: {"type": …, "data": {…}, "expected_version": …}"#
+                    .to_owned(),
+            ));
+        }
+        fields::decode(body, Value::as_object, |prefix| prefix)
+            .map_err(|e| CommandError::BadCommand(format!("invalid command: {}", e.message(""))))
+    }
+
     /// Refuses metadata ids longer than [`MAX_METADATA_CHARS`] (HTTP 400).
     pub fn check_metadata(&self) -> Result<(), CommandError> {
         let fields = [
@@ -219,7 +259,9 @@ impl Loaded {
         }
         request.check_metadata()?;
         request.expected_version.check(self.version)?;
-        let decided = self.state.decide(&request.command_type, request.data)?;
+        let decided = self
+            .state
+            .decide(&request.command_type, Value::Object(request.data))?;
         if decided.len() > inputs.max_events {
             return Err(ExecuteError::TooManyEvents {
                 produced: decided.len(),

@@ -7,7 +7,7 @@
 //! the agent sends `AddCard` to the board itself, correlated to the same event.
 //!
 //! Decisions:
-//! * `severity` defaults to `medium` when absent or `null`: feedback that nobody graded is
+//! * `severity` defaults to `medium` when absent: feedback that nobody graded is
 //!   neither ignorable nor urgent, and the triage agent can still read the text.
 //!   `FeedbackSubmitted.severity` always holds the resolved value.
 //! * Closing is allowed from open or triaged (not everything becomes a card); a closed
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Aggregate, DomainEvent, Rejection};
 use crate::board::MAX_CARD_ID_CHARS;
+use crate::fields;
 use crate::validate;
 
 /// Feedback text is 1..=this many characters.
@@ -112,15 +113,20 @@ pub struct Feedback {
 }
 
 /// The feedback's commands, on the wire `{"type": "SubmitFeedback", "data": {...}}`.
-/// Unknown fields are refused (400).
+/// Unknown fields are refused (400), and so is `null` for an optional field: it is absent
+/// or of its type (and left out when serialized, so a command decodes back to itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", deny_unknown_fields)]
 pub enum FeedbackCommand {
-    /// `severity` absent or `null`: [`Severity::Medium`].
+    /// `severity` absent: [`Severity::Medium`].
     SubmitFeedback {
         text: String,
         source: String,
-        #[serde(default)]
+        #[serde(
+            default,
+            deserialize_with = "fields::never_null",
+            skip_serializing_if = "Option::is_none"
+        )]
         severity: Option<Severity>,
     },
     TriageFeedback {
@@ -527,7 +533,7 @@ mod tests {
                 "data": {"text": "Crash on save", "source": "ios", "severity": "high"}
             })]);
         given::<Feedback>([])
-            .when_json("SubmitFeedback", json!({"text": "t", "source": "ios", "severity": null}))
+            .when_json("SubmitFeedback", json!({"text": "t", "source": "ios"}))
             .then_expect([json!({"type": "FeedbackSubmitted", "data": {"text": "t", "source": "ios", "severity": "medium"}})]);
         let message = given::<Feedback>([])
             .when_json(
@@ -535,7 +541,110 @@ mod tests {
                 json!({"text": "t", "source": "ios", "severity": "urgent"}),
             )
             .then_bad_command();
-        assert!(message.contains("unknown variant `urgent`"), "{message}");
+        assert!(
+            message.starts_with(
+                "invalid `SubmitFeedback` command: `data.severity`: unknown variant `urgent`"
+            ),
+            "{message}"
+        );
+    }
+
+    /// Every field of every command, given `null` or a value of the wrong type, is a bad
+    /// command (400) whose message names it; an optional field's `null` is not "absent".
+    #[test]
+    fn a_field_is_absent_or_of_its_type_never_null() {
+        let submit = json!({"text": "t", "source": "web"});
+        let triage = json!({"board_id": "b", "card_id": "c", "labels": []});
+        let close = json!({"reason": "r"});
+        let cases = [
+            (
+                "SubmitFeedback",
+                &submit,
+                "text",
+                json!(null),
+                "invalid type: null, expected a string",
+            ),
+            (
+                "SubmitFeedback",
+                &submit,
+                "source",
+                json!(7),
+                "invalid type: integer `7`, expected a string",
+            ),
+            (
+                "SubmitFeedback",
+                &submit,
+                "severity",
+                json!(null),
+                "null is not allowed; leave the field out instead",
+            ),
+            (
+                "SubmitFeedback",
+                &submit,
+                "severity",
+                json!(3),
+                "invalid type: integer `3`, expected string or map",
+            ),
+            (
+                "TriageFeedback",
+                &triage,
+                "board_id",
+                json!(null),
+                "invalid type: null, expected a string",
+            ),
+            (
+                "TriageFeedback",
+                &triage,
+                "card_id",
+                json!(["c"]),
+                "invalid type: sequence, expected a string",
+            ),
+            (
+                "TriageFeedback",
+                &triage,
+                "labels",
+                json!(null),
+                "invalid type: null, expected a sequence",
+            ),
+            (
+                "TriageFeedback",
+                &triage,
+                "labels",
+                json!([null]),
+                "invalid type: null, expected a string",
+            ),
+            (
+                "CloseFeedback",
+                &close,
+                "reason",
+                json!(null),
+                "invalid type: null, expected a string",
+            ),
+        ];
+        for (command_type, valid, field, value, error) in cases {
+            let mut data = valid.clone();
+            data[field] = value.clone();
+            let message = given::<Feedback>([submitted()])
+                .when_json(command_type, data)
+                .then_bad_command();
+            assert_eq!(
+                message,
+                format!("invalid `{command_type}` command: `data.{field}`: {error}"),
+                "{command_type}.{field} = {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_serialized_command_decodes_to_itself() {
+        for command in [submit("t", None), submit("t", Some(Severity::Low))] {
+            let wire = serde_json::to_value(&command).unwrap();
+            assert_eq!(
+                serde_json::from_value::<FeedbackCommand>(wire.clone()).ok(),
+                Some(command),
+                "{wire}"
+            );
+        }
     }
 
     #[test]

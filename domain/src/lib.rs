@@ -15,7 +15,8 @@
 //! * [`store`] — the repository interface: [`store::EventStore`] and what it reads and
 //!   writes (stored events, range queries, idempotency records, snapshots).
 //! * [`command_service`] — the command service: [`command_service::CommandRequest`] (a
-//!   client's command) and [`command_service::Loaded`], whose `load`/`at_version` rebuild an aggregate from
+//!   client's command, decoded strictly: every field absent or of its documented type)
+//!   and [`command_service::Loaded`], whose `load`/`at_version` rebuild an aggregate from
 //!   a store and whose `execute` runs a command (idempotency, version check, decide,
 //!   append, apply, snapshot).
 //! * [`memory`] — [`memory::InMemoryStore`], the store for native tests and tools.
@@ -23,6 +24,9 @@
 //! * [`board`], [`feedback`] — the reference aggregates.
 //! * [`testing`] — the given/when/then harness.
 //! * `validate` (private) — the length and label rules the reference aggregates share.
+//! * `fields` (private) — the one rule for request fields ("absent or of its documented
+//!   type, never a quiet `null`") as serde helpers, and naming the field a decoding error
+//!   is about.
 
 pub mod aggregate;
 pub mod board;
@@ -30,6 +34,7 @@ pub mod codec;
 pub mod command_service;
 pub mod envelope;
 pub mod feedback;
+mod fields;
 pub mod memory;
 pub mod registry;
 pub mod store;

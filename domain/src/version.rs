@@ -5,7 +5,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 /// What a command expects the aggregate's version to be.
 ///
 /// On the wire: a number (exact), `"any"`, `"none"` (the aggregate must not exist yet) or
-/// `"exists"`. Omitted means `"any"`.
+/// `"exists"`. Omitted means `"any"` (the field's `#[serde(default)]`); `null` is none of
+/// these and is refused, as is any other type: reading it as `"any"` would quietly turn the
+/// client's concurrency check off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExpectedVersion {
     #[default]
@@ -88,9 +90,6 @@ impl<'de> Deserialize<'de> for ExpectedVersion {
                     "exists" => Ok(ExpectedVersion::Exists),
                     _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
                 }
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(ExpectedVersion::Any)
             }
         }
         d.deserialize_any(Visitor)

@@ -36,7 +36,7 @@ impl Runtime {
     }
 
     fn send(&mut self, request: Value, key: Option<&str>) -> Result<CommandOutcome, ExecuteError> {
-        let request: CommandRequest = serde_json::from_value(request).unwrap();
+        let request = CommandRequest::from_json(&request).unwrap();
         let next_id = &mut self.next_id;
         let mut ids = || {
             *next_id += 1;
@@ -188,6 +188,142 @@ fn expected_version_any_and_omitted_always_hold() {
     rt.send(request, None).unwrap();
     rt.send(add_card("c2"), None).unwrap();
     assert_eq!(rt.loaded.version, 3);
+}
+
+/// The 400 a client gets for a command body, or the request it decodes to.
+fn decode(body: Value) -> Result<CommandRequest, String> {
+    CommandRequest::from_json(&body).map_err(|error| match error {
+        CommandError::BadCommand(message) => message,
+        other => panic!("{body}: expected a bad command, got {other:?}"),
+    })
+}
+
+#[test]
+fn expected_version_null_is_a_bad_command_not_any() {
+    // `null` read as "any" would quietly turn the client's concurrency check off.
+    let mut body = add_card("c1");
+    body["expected_version"] = Value::Null;
+    assert_eq!(
+        decode(body),
+        Err(
+            r#"invalid command: `expected_version`: invalid type: null, expected a non-negative integer, "any", "none" or "exists""#
+                .to_owned()
+        )
+    );
+}
+
+#[test]
+fn every_request_field_is_absent_or_of_its_documented_type() {
+    let fields: [(&str, &[Value]); 6] = [
+        ("type", &[Value::Null, json!(7), json!(["AddCard"])]),
+        (
+            "data",
+            &[Value::Null, json!("c1"), json!(["c1", "t"]), json!(1)],
+        ),
+        (
+            "expected_version",
+            &[
+                Value::Null,
+                json!(-1),
+                json!(1.5),
+                json!("ANY"),
+                json!([1]),
+                json!({}),
+                json!(true),
+            ],
+        ),
+        (
+            "command_id",
+            &[Value::Null, json!(5), json!(["a"]), json!(false)],
+        ),
+        ("correlation_id", &[Value::Null, json!(5), json!({})]),
+        ("causation_id", &[Value::Null, json!(5), json!([])]),
+    ];
+    for (field, values) in fields {
+        for value in values {
+            let mut body = add_card("c1");
+            body[field] = value.clone();
+            let message = decode(body).expect_err(&format!("{field}: {value} was accepted"));
+            assert!(
+                message.starts_with(&format!("invalid command: `{field}`: ")),
+                "{field}: {value} answered {message:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn absent_request_fields_take_their_documented_defaults() {
+    let request = decode(json!({"type": "AddCard"})).unwrap();
+    assert_eq!(
+        request,
+        CommandRequest {
+            command_type: "AddCard".into(),
+            data: serde_json::Map::new(),
+            expected_version: ExpectedVersion::Any,
+            command_id: None,
+            correlation_id: None,
+            causation_id: None,
+        }
+    );
+}
+
+#[test]
+fn unknown_request_fields_and_non_objects_are_bad_commands() {
+    // A typo of an optional field must not drop it without a word.
+    let mut body = add_card("c1");
+    body["expected_verison"] = json!(3);
+    let message = decode(body).unwrap_err();
+    assert!(
+        message.starts_with("invalid command: unknown field `expected_verison`"),
+        "{message}"
+    );
+    for body in [json!(["AddCard", {}]), json!("AddCard"), Value::Null] {
+        assert_eq!(
+            decode(body),
+            Err(
+                r#"a command is an object: {"type": …, "data": {…}, "expected_version": …}"#
+                    .to_owned()
+            )
+        );
+    }
+}
+
+#[test]
+fn a_request_encodes_to_a_body_that_decodes_to_it() {
+    // A runtime may validate a command in one place and run it in another.
+    for body in [
+        json!({"type": "AddCard"}),
+        json!({"type": "AddCard", "data": {"card_id": "c1", "title": "t"}, "expected_version": 3,
+               "command_id": "cmd-1", "correlation_id": "flow-1", "causation_id": "event-1"}),
+        json!({"type": "CreateBoard", "data": {}, "expected_version": "none"}),
+    ] {
+        let request = decode(body).unwrap();
+        let encoded = serde_json::to_value(&request).unwrap();
+        assert_eq!(decode(encoded.clone()), Ok(request), "{encoded}");
+    }
+}
+
+#[test]
+fn a_null_data_field_is_a_bad_command_that_writes_nothing() {
+    let mut rt = Runtime::new();
+    rt.ok(create());
+    let before = rt.store.clone();
+    let error = rt
+        .send(
+            json!({"type": "AddCard", "data": {"card_id": "c1", "title": "t", "column": null}}),
+            Some("k"),
+        )
+        .unwrap_err();
+    assert_eq!(
+        error,
+        ExecuteError::Command(CommandError::BadCommand(
+            "invalid `AddCard` command: `data.column`: null is not allowed; leave the field out instead"
+                .into()
+        ))
+    );
+    assert_eq!(rt.store, before);
+    assert_eq!(rt.loaded.version, 1);
 }
 
 #[test]
@@ -534,7 +670,7 @@ fn feedback_runs_through_the_same_service() {
         loaded
             .execute(
                 &mut store,
-                serde_json::from_value(request).unwrap(),
+                CommandRequest::from_json(&request).unwrap(),
                 inputs,
                 0,
             )

@@ -121,7 +121,10 @@ fn arb_envelope(data: BoxedStrategy<Value>) -> impl Strategy<Value = EventEnvelo
 enum Kind {
     Name,
     Names,
+    /// Optional: absent or a number.
     Limit,
+    /// Required: a number or `null` (`SetWipLimit.limit`).
+    NullableLimit,
     Severity,
 }
 
@@ -140,7 +143,10 @@ fn field_value(kind: Kind) -> BoxedStrategy<Value> {
     let typed = match kind {
         Kind::Name => name.prop_map(Value::from).boxed(),
         Kind::Names => vec(name, 0..4).prop_map(|names| json!(names)).boxed(),
-        Kind::Limit => prop_oneof![Just(Value::Null), (0u64..4).prop_map(Value::from)].boxed(),
+        Kind::Limit => (0u64..4).prop_map(Value::from).boxed(),
+        Kind::NullableLimit => {
+            prop_oneof![Just(Value::Null), (0u64..4).prop_map(Value::from)].boxed()
+        }
         Kind::Severity => select(&["low", "medium", "high", "critical", "urgent"][..])
             .prop_map(Value::from)
             .boxed(),
@@ -161,7 +167,7 @@ const BOARD_COMMANDS: CommandShapes = &[
     ),
     (
         "SetWipLimit",
-        &[("column", Kind::Name), ("limit", Kind::Limit)],
+        &[("column", Kind::Name), ("limit", Kind::NullableLimit)],
     ),
     (
         "AddCard",
@@ -356,6 +362,49 @@ fn check_decide(
     Ok(())
 }
 
+/// Every command's optional fields: absent or of their type, never `null`.
+const OPTIONAL_FIELDS: &[(&str, &[&str])] = &[
+    ("CreateBoard", &["columns"]),
+    ("AddColumn", &["wip_limit"]),
+    ("AddCard", &["column", "labels"]),
+    ("EditCard", &["title", "labels"]),
+    ("SubmitFeedback", &["severity"]),
+];
+
+/// Whatever else a command holds, `null` in one of its optional fields is never read as
+/// absent: the answer is a 400 about the command's data (that field, or an earlier bad
+/// one — an unknown field, say). The unit tests check the field is named.
+fn check_null_optional_field(
+    state: &dyn AggregateState,
+    command_type: &str,
+    data: Value,
+    pick: prop::sample::Index,
+) -> Result<(), TestCaseError> {
+    let Some((_, optional)) = OPTIONAL_FIELDS
+        .iter()
+        .find(|(name, _)| *name == command_type)
+    else {
+        return Ok(());
+    };
+    let Value::Object(mut fields) = data else {
+        return Ok(());
+    };
+    let field = optional[pick.index(optional.len())];
+    fields.insert(field.to_owned(), Value::Null);
+    match state.decide(command_type, Value::Object(fields.clone())) {
+        Err(CommandError::BadCommand(message)) => prop_assert!(
+            message.starts_with(&format!("invalid `{command_type}` command: ")),
+            "{message}"
+        ),
+        other => prop_assert!(
+            false,
+            "{command_type} {} was not refused: {other:?}",
+            Value::Object(fields)
+        ),
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
 
@@ -381,12 +430,13 @@ proptest! {
 
     #[test]
     fn any_json_decodes_as_a_command_request_or_errors(value in arb_json()) {
-        if let Ok(request) = serde_json::from_value::<CommandRequest>(value.clone()) {
-            // serde's derive also accepts the fields as a positional array; only objects
-            // are the documented shape, so only they are checked here.
-            if value.is_object() {
+        match CommandRequest::from_json(&value) {
+            Ok(request) => {
+                prop_assert!(value.is_object(), "{value} is not an object");
                 prop_assert_eq!(Some(request.command_type.as_str()), value["type"].as_str());
             }
+            Err(CommandError::BadCommand(message)) => prop_assert!(!message.is_empty()),
+            Err(other) => prop_assert!(false, "{value}: not a bad command: {other:?}"),
         }
     }
 
@@ -403,16 +453,35 @@ proptest! {
         let mut object = serde_json::Map::new();
         object.insert("type".into(), command_type.clone());
         if let Some(data) = data.clone() { object.insert("data".into(), data); }
-        if let Some(expected) = expected { object.insert("expected_version".into(), expected); }
+        if let Some(expected) = expected.clone() { object.insert("expected_version".into(), expected); }
         if let Some(extra) = extra.clone() { object.insert(extra, Value::Null); }
-        match serde_json::from_value::<CommandRequest>(Value::Object(object)) {
+        match CommandRequest::from_json(&Value::Object(object)) {
             Ok(request) => {
                 prop_assert_eq!(Some(request.command_type.as_str()), command_type.as_str());
-                prop_assert_eq!(request.data, data.unwrap_or(Value::Null));
+                // Absent data is no fields; present data is an object, never `null`.
+                prop_assert_eq!(Value::Object(request.data), data.unwrap_or(json!({})));
+                prop_assert!(expected.is_none_or(|e| !e.is_null()), "`expected_version: null` was accepted");
                 prop_assert!(extra.is_none(), "an unknown field was accepted");
             }
-            Err(error) => prop_assert!(!error.to_string().is_empty()),
+            Err(CommandError::BadCommand(message)) => prop_assert!(!message.is_empty()),
+            Err(other) => prop_assert!(false, "not a bad command: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_null_optional_board_field_is_a_bad_command(
+        (command_type, data) in arb_command(BOARD_COMMANDS),
+        pick in any::<prop::sample::Index>(),
+    ) {
+        check_null_optional_field(&State(Board::default()), &command_type, data, pick)?;
+    }
+
+    #[test]
+    fn a_null_optional_feedback_field_is_a_bad_command(
+        (command_type, data) in arb_command(FEEDBACK_COMMANDS),
+        pick in any::<prop::sample::Index>(),
+    ) {
+        check_null_optional_field(&State(Feedback::default()), &command_type, data, pick)?;
     }
 
     // ---------- deciding arbitrary commands ----------

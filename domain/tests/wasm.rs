@@ -21,7 +21,7 @@ fn send(
     ids: &mut u64,
     request: Value,
 ) -> Result<CommandOutcome, ExecuteError> {
-    let request: CommandRequest = serde_json::from_value(request).expect("a well-formed request");
+    let request = CommandRequest::from_json(&request).expect("a well-formed request");
     let mut next_event_id = || {
         *ids += 1;
         format!("0190b7c0-0000-7000-8000-{:012}", *ids)
