@@ -1,0 +1,88 @@
+//! The Rust client for Edgeloop: what services, agents, the `edgeloop` CLI, the black-box
+//! tests and the benchmarks use to talk to a running Worker over HTTP and WebSocket.
+//!
+//! ```no_run
+//! use client::{At, Client, CommandBody, Update};
+//! use serde_json::json;
+//!
+//! # async fn run(token: String) -> Result<(), client::Error> {
+//! let edgeloop = Client::new("http://127.0.0.1:8787")?.with_token(token);
+//! let card = json!({"card_id": "c1", "title": "Ship it"});
+//! let result = edgeloop.command("board", "roadmap", &CommandBody::new("AddCard", card)).await?;
+//! println!("board at version {}", result.version);
+//!
+//! let state = edgeloop.state("board", "roadmap", At::Version(1)).await?;
+//! let mut live = edgeloop.subscribe("board", "roadmap", 0).await?;
+//! while let Update::Event(event) = live.next().await? {
+//!     println!("{} {}", event.seq, event.event_type); // acked when `next` is called again
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! What it guarantees, so callers need not:
+//! * **Commands apply at most once.** [`Client::command`] sends an `Idempotency-Key` (a
+//!   fresh UUID v4 unless the caller gives one) and reuses it on every retry, so a retry of
+//!   an answer lost on the way back returns the original result instead of applying again.
+//! * **Transient failures are retried, boundedly.** Connection failures, timeouts, 429,
+//!   502, 503 and 504 are retried with jittered exponential backoff that honours
+//!   `Retry-After`, within a number of attempts and a total time ([`RetryPolicy`]).
+//! * **Subscriptions have no gaps and no duplicates.** A [`Subscription`] acknowledges
+//!   what the caller processed, reconnects after a drop (or the server's 4008
+//!   `slow_consumer` close) with `?after=<last seq delivered>`, drops replayed events and
+//!   refuses a gap.
+//! * **Errors are typed.** The server's documented error body becomes [`Error::Api`]
+//!   with its `code` and details; helpers read a version conflict or a rejection's rule.
+//!
+//! Event envelopes and expected versions are the `domain` crate's own types, so a client
+//! and the Worker agree on them by construction. This crate does not depend on the Worker
+//! (`durable`, `api`) and never will: it speaks only the public HTTP/WebSocket contract.
+//!
+//! # Layout
+//! * [`http`](Client) — [`Client`]: base URL, token, retry policy, timeouts; the raw layer
+//!   ([`Client::request`], [`Client::send`], [`Client::get`]) that sends one request and
+//!   returns a [`Reply`] whatever its status.
+//! * `command` — [`CommandBody`], [`CommandResult`], [`Client::command`].
+//! * `read` — [`Client::state`] (now, [`At`] a version or a time), [`Client::events`] and
+//!   [`Client::events_before`] pages, [`Client::event_stream`] / [`Client::all_events`].
+//! * `socket` — the raw WebSocket layer: [`Client::upgrade`], [`Socket`], [`Frame`], the
+//!   server's [`close`] codes.
+//! * `subscription` — [`Subscription`]: acks ([`AckMode`]), reconnect, resume, dedupe.
+//! * `retry` — [`RetryPolicy`] and the bounded retry loop.
+//! * `error` — [`Error`], the one error type.
+//!
+//! Plain `http://` works out of the box. For `https://` deployments, pass a `reqwest`
+//! client built with a TLS feature to [`Client::with_http`] (and enable a TLS feature of
+//! `tokio-tungstenite` for `wss://` subscriptions).
+
+mod command;
+mod error;
+mod http;
+mod read;
+mod reply;
+mod retry;
+mod socket;
+mod subscription;
+
+pub use command::{CommandBody, CommandResult, new_idempotency_key};
+pub use domain::{EventEnvelope, ExpectedVersion, VersionConflict};
+pub use error::{BoxError, Error};
+pub use http::{Client, DEFAULT_REQUEST_TIMEOUT};
+pub use read::{At, BackwardPage, EventPage, MAX_PAGE, State};
+pub use reply::Reply;
+pub use retry::RetryPolicy;
+pub use socket::{Frame, Incoming, PROTOCOL, Socket, Upgrade, ack_frame, close};
+pub use subscription::{AckMode, SubscribeOptions, Subscription, Update};
+
+/// The version of `reqwest` the raw layer speaks (its `Method`, `RequestBuilder`, headers).
+pub use reqwest;
+
+/// The start of a text, for error messages.
+pub(crate) fn excerpt(text: &str) -> String {
+    const MAX: usize = 200;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let start: String = text.chars().take(MAX).collect();
+        format!("{start}…")
+    }
+}
