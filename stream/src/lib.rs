@@ -4,10 +4,11 @@
 //! The global stream (DESIGN.md, "Global stream") is every event of a tenant, spread over N
 //! *partitions*. An aggregate's events always go to the same partition ([`partition_of`]),
 //! so they keep their order there. Each aggregate forwards its committed events at least
-//! once; the partition takes each event exactly once, in seq order ([`watermark::admit`]),
-//! and gives every event it takes the next dense *offset*: `{partition, offset}` is its
+//! once ([`ForwardBatch`]); the partition takes each event exactly once, in seq order
+//! ([`watermark::admit`]), answers [`ForwardAck`] or [`ForwardRefusal`], and gives every
+//! event it takes the next dense *offset*: `{partition, offset}` is its
 //! [`domain::Position`]. Readers page through a partition by offset, narrowed by a
-//! [`StreamFilter`].
+//! [`StreamFilter`]; old ranges are sealed into [`Segment`]s in R2.
 //!
 //! Like `domain`, this crate does no IO, reads no clock and no random numbers, is not
 //! async and does not depend on `worker`: it builds for the host and for
@@ -20,11 +21,24 @@
 //!   `until=` (exclusive), parsed from a query, with client-facing [`FilterError`]s.
 //! * [`watermark`] — the exactly-once acceptance rule: [`watermark::admit`] a dense batch
 //!   against the aggregate's watermark, [`watermark::check_dense`].
+//! * [`batch`] — the aggregate → partition messages: [`ForwardBatch`] of
+//!   [`ForwardedEvent`]s (MessagePack, payload bytes untouched), [`ForwardAck`],
+//!   [`ForwardRefusal`].
+//! * [`segment`] — the R2 archive: [`Segment`] and its MessagePack format, object keys
+//!   ([`segment::object_key`], [`SegmentKey`]) and the sealing policy
+//!   ([`segment::seal_ranges`]).
+//! * [`error`] — [`FormatError`], the one error of the batch and segment formats.
 
+pub mod batch;
+pub mod error;
 pub mod filter;
 pub mod partition;
+pub mod segment;
 pub mod watermark;
 
+pub use batch::{ForwardAck, ForwardBatch, ForwardRefusal, ForwardedEvent};
+pub use error::FormatError;
 pub use filter::{FilterError, StreamFilter};
 pub use partition::{PartitionCount, PartitionCountError, partition_of};
+pub use segment::{Segment, SegmentEvent, SegmentKey};
 pub use watermark::{Admission, SeqError};

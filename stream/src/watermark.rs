@@ -16,7 +16,7 @@
 //!
 //! So each aggregate's events enter the partition once each, in seq order, whatever the
 //! redeliveries. [`admit`] is the rule; [`accepted_through`] the watermark it leaves behind
-//! (what the partition acknowledges); [`check_dense`] verifies the "dense
+//! (the `accepted_through` of a [`crate::ForwardAck`]); [`check_dense`] verifies the "dense
 //! batch" precondition on untrusted input.
 
 /// What to do with an incoming batch of one aggregate's events.
