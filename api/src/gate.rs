@@ -11,8 +11,7 @@
 //! (for clients that cannot set subprotocols).
 
 use auth::{AuthError, Principal, WS_PROTOCOL};
-use durable::Config;
-use durable::http::{ApiError, ApiResult};
+use durable::{ApiError, ApiResult, Config};
 use worker::{Env, Request};
 
 use crate::routes::Route;
@@ -46,7 +45,7 @@ pub fn admit(req: &Request, env: &Env, config: &Config, route: &Route) -> ApiRes
         .and_then(|v| v.parse::<u64>().ok())
         && length > config.max_body_bytes as u64
     {
-        return Err(ApiError::too_large(config.max_body_bytes));
+        return Err(ApiError::body_too_large(config.max_body_bytes));
     }
     let Some(scope) = route.scope() else {
         return Ok(Admitted::default());
@@ -54,7 +53,7 @@ pub fn admit(req: &Request, env: &Env, config: &Config, route: &Route) -> ApiRes
     let (token, ws_protocol) = credentials(req, route)?;
     let token = token.ok_or_else(|| unauthorized(AuthError::Missing))?;
     let secret = secret(env);
-    let now = worker::Date::now().as_millis() / 1000;
+    let now = (durable::clock::now_ms().max(0) / 1000) as u64;
     let principal = auth::verify(&token, secret.as_bytes(), now).map_err(|e| {
         if e == AuthError::Unconfigured {
             worker::console_error!(

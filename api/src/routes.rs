@@ -1,156 +1,216 @@
-//! The route table.
+//! The route table: a pure matcher from method and path to a [`Route`] and the scope it
+//! needs. It reads nothing but those two (no `Request`), so every route is unit-tested
+//! natively; it is the only place that reads a public path.
 
-use durable::http::{ApiError, ApiResult, json_response};
-use durable::names::{self, ACTOR_HEADER, EXPIRES_HEADER, TRUSTED_HEADERS, WS_PROTOCOL_HEADER};
-use serde_json::json;
-use worker::{Env, Method, Request, Response};
+use durable::ApiError;
+use worker::Method;
 
-use crate::gate::Admitted;
-
-/// The Durable Object namespace binding of aggregates.
-const AGGREGATES: &str = "AGGREGATES";
-
-/// A matched route and what it needs.
+/// A matched route. Path segments are taken as they are (aggregate types and ids are
+/// validated by their handler, after authentication).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /healthz`
     Health,
+    /// `/v1/aggregates/{type}/{id}[/…]`
     Aggregate {
         aggregate_type: String,
         aggregate_id: String,
-        op: AggregateOp,
+        op: AggregateRoute,
     },
 }
 
+/// What an aggregate route does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AggregateOp {
+pub enum AggregateRoute {
+    /// `POST …/commands`
     Command,
+    /// `GET …` (state, time travel)
     State,
+    /// `GET …/events`
     Events,
+    /// `GET …/ws`
     Socket,
 }
 
+/// Why no route matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoRoute {
+    /// 404: no route has this path.
+    NotFound,
+    /// 405: the path exists with another method (the one named).
+    MethodNotAllowed(&'static str),
+}
+
+impl NoRoute {
+    /// The documented error: 404 `not_found` or 405 `method_not_allowed` with `allowed`.
+    pub fn into_error(self, path: &str) -> ApiError {
+        match self {
+            NoRoute::NotFound => ApiError::not_found(format!("no route for {path}")),
+            NoRoute::MethodNotAllowed(allowed) => ApiError::method_not_allowed(allowed),
+        }
+    }
+}
+
 impl Route {
-    /// The scope a caller needs; `None` for open routes.
+    /// The scope a caller needs; `None` for open routes. Declared here, not in handlers.
     pub fn scope(&self) -> Option<auth::Scope> {
         match self {
             Route::Health => None,
             Route::Aggregate {
-                op: AggregateOp::Command,
+                op: AggregateRoute::Command,
                 ..
             } => Some(auth::Scope::Commands),
             Route::Aggregate { .. } => Some(auth::Scope::Read),
         }
     }
 
+    /// Whether the route is a WebSocket upgrade (the token may then also travel as a
+    /// subprotocol or query parameter).
     pub fn is_socket(&self) -> bool {
         matches!(
             self,
             Route::Aggregate {
-                op: AggregateOp::Socket,
+                op: AggregateRoute::Socket,
                 ..
             }
         )
     }
 }
 
-/// Names the route of a request: 404 for unknown paths, 405 for a known path with the
-/// wrong method. Nothing else is looked at yet (authentication comes next).
-pub fn match_route(req: &Request) -> ApiResult<Route> {
-    let path = req.path();
+/// Names the route of `method path`: [`NoRoute::NotFound`] for unknown paths,
+/// [`NoRoute::MethodNotAllowed`] for a known path with the wrong method. `HEAD` is
+/// accepted wherever `GET` is.
+pub fn match_route(method: &Method, path: &str) -> Result<Route, NoRoute> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = req.method();
-    let expect = |allowed: Method| -> ApiResult<()> {
-        let ok = method == allowed || (allowed == Method::Get && method == Method::Head);
-        if ok {
-            Ok(())
-        } else {
-            Err(ApiError::method_not_allowed(allowed.as_ref()))
-        }
-    };
-    match segments.as_slice() {
-        ["healthz"] => expect(Method::Get).map(|_| Route::Health),
+    let (route, allowed) = match segments.as_slice() {
+        ["healthz"] => (Route::Health, Method::Get),
         ["v1", "aggregates", aggregate_type, aggregate_id, rest @ ..] => {
             let op = match rest {
-                [] => AggregateOp::State,
-                ["events"] => AggregateOp::Events,
-                ["ws"] => AggregateOp::Socket,
-                ["commands"] => AggregateOp::Command,
-                _ => return Err(ApiError::not_found(format!("no route for {path}"))),
+                [] => AggregateRoute::State,
+                ["events"] => AggregateRoute::Events,
+                ["ws"] => AggregateRoute::Socket,
+                ["commands"] => AggregateRoute::Command,
+                _ => return Err(NoRoute::NotFound),
             };
-            expect(if op == AggregateOp::Command {
-                Method::Post
-            } else {
-                Method::Get
-            })?;
-            Ok(Route::Aggregate {
-                aggregate_type: aggregate_type.to_string(),
-                aggregate_id: aggregate_id.to_string(),
+            let allowed = match op {
+                AggregateRoute::Command => Method::Post,
+                _ => Method::Get,
+            };
+            let route = Route::Aggregate {
+                aggregate_type: (*aggregate_type).to_owned(),
+                aggregate_id: (*aggregate_id).to_owned(),
                 op,
-            })
+            };
+            (route, allowed)
         }
-        _ => Err(ApiError::not_found(format!("no route for {path}"))),
+        _ => return Err(NoRoute::NotFound),
+    };
+    let ok = *method == allowed || (allowed == Method::Get && *method == Method::Head);
+    if ok {
+        Ok(route)
+    } else {
+        Err(NoRoute::MethodNotAllowed(match allowed {
+            Method::Post => "POST",
+            _ => "GET",
+        }))
     }
 }
 
-/// Runs an admitted request.
-pub async fn dispatch(
-    req: Request,
-    env: &Env,
-    route: Route,
-    admitted: Admitted,
-) -> ApiResult<Response> {
-    match route {
-        Route::Health => Ok(json_response(&json!({ "status": "ok" }), 200)),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auth::Scope;
+
+    fn aggregate(op: AggregateRoute) -> Route {
         Route::Aggregate {
-            aggregate_type,
-            aggregate_id,
-            ..
-        } => {
-            if !domain::registry::is_known(&aggregate_type) {
-                return Err(ApiError::not_found(format!(
-                    "unknown aggregate type `{aggregate_type}`; known types: {}",
-                    domain::registry::AGGREGATE_TYPES.join(", ")
-                )));
-            }
-            if !names::valid_aggregate_id(&aggregate_id) {
-                return Err(ApiError::bad_request(format!(
-                    "aggregate ids are 1 to {} printable ASCII characters without `/`, `:` or `%`",
-                    names::MAX_ID_BYTES
-                )));
-            }
-            let principal = admitted.principal()?;
-            let object =
-                names::object_name(principal.tenant.as_str(), &aggregate_type, &aggregate_id);
-            forward(req, env, &object, principal, admitted.ws_protocol).await
+            aggregate_type: "board".into(),
+            aggregate_id: "b1".into(),
+            op,
         }
     }
-}
 
-/// Forwards a request to the named aggregate object, with the principal in trusted
-/// headers. Client-sent copies of those headers are always removed first. The expiry
-/// passed on includes auth's clock leeway, so sockets end when the gate would start
-/// refusing the token.
-async fn forward(
-    req: Request,
-    env: &Env,
-    object: &str,
-    principal: &auth::Principal,
-    ws_protocol: Option<&str>,
-) -> ApiResult<Response> {
-    let mut inner = req.clone_mut()?;
-    let headers = inner.headers_mut()?;
-    for header in TRUSTED_HEADERS {
-        headers.delete(header)?;
+    #[test]
+    fn every_route_with_its_scope() {
+        let table = [
+            (Method::Get, "/healthz", Route::Health, None),
+            (
+                Method::Post,
+                "/v1/aggregates/board/b1/commands",
+                aggregate(AggregateRoute::Command),
+                Some(Scope::Commands),
+            ),
+            (
+                Method::Get,
+                "/v1/aggregates/board/b1",
+                aggregate(AggregateRoute::State),
+                Some(Scope::Read),
+            ),
+            (
+                Method::Head,
+                "/v1/aggregates/board/b1",
+                aggregate(AggregateRoute::State),
+                Some(Scope::Read),
+            ),
+            (
+                Method::Get,
+                "/v1/aggregates/board/b1/events",
+                aggregate(AggregateRoute::Events),
+                Some(Scope::Read),
+            ),
+            (
+                Method::Get,
+                "/v1/aggregates/board/b1/ws",
+                aggregate(AggregateRoute::Socket),
+                Some(Scope::Read),
+            ),
+        ];
+        for (method, path, route, scope) in table {
+            let matched = match_route(&method, path).unwrap();
+            assert_eq!(matched, route, "{method:?} {path}");
+            assert_eq!(matched.scope(), scope, "{path}");
+            assert_eq!(matched.is_socket(), path.ends_with("/ws"));
+        }
     }
-    headers.set(ACTOR_HEADER, &principal.actor)?;
-    let expires = principal.expires_at.saturating_add(auth::LEEWAY_SECS);
-    headers.set(EXPIRES_HEADER, &expires.to_string())?;
-    if let Some(protocol) = ws_protocol {
-        headers.set(WS_PROTOCOL_HEADER, protocol)?;
+
+    #[test]
+    fn unknown_paths_are_404() {
+        for path in [
+            "/",
+            "/v1",
+            "/v1/aggregates",
+            "/v1/aggregates/board",
+            "/v1/aggregates/board/b1/nope",
+            "/v1/aggregates/board/b1/events/x",
+            "/healthz/x",
+            "/v2/aggregates/board/b1",
+        ] {
+            assert_eq!(
+                match_route(&Method::Get, path),
+                Err(NoRoute::NotFound),
+                "{path}"
+            );
+        }
     }
-    let stub = env
-        .durable_object(AGGREGATES)?
-        .id_from_name(object)?
-        .get_stub()?;
-    Ok(stub.fetch_with_request(inner).await?)
+
+    #[test]
+    fn wrong_methods_are_405_naming_the_allowed_one() {
+        assert_eq!(
+            match_route(&Method::Get, "/v1/aggregates/board/b1/commands"),
+            Err(NoRoute::MethodNotAllowed("POST"))
+        );
+        for path in [
+            "/v1/aggregates/board/b1",
+            "/v1/aggregates/board/b1/ws",
+            "/healthz",
+        ] {
+            assert_eq!(
+                match_route(&Method::Delete, path),
+                Err(NoRoute::MethodNotAllowed("GET")),
+                "{path}"
+            );
+        }
+        let error = NoRoute::MethodNotAllowed("POST").into_error("/x");
+        assert_eq!((error.status, error.code), (405, "method_not_allowed"));
+        assert_eq!(error.details["allowed"], "POST");
+    }
 }

@@ -1,48 +1,44 @@
 //! `AggregateObject`: one Durable Object per aggregate.
 //!
 //! The object owns the aggregate's SQLite event log and serves its commands, state,
-//! listings and live sockets. Requests arrive from the Worker already authenticated and
-//! routed; the path is the public one (`/v1/aggregates/{type}/{id}/…`).
+//! listings and live sockets. It knows which aggregate it is from its own name
+//! (`state.id().name()`, see [`crate::names`]); requests arrive from the Worker already
+//! routed, authenticated and validated, as a typed [`Call`] (see [`crate::call`]).
 //!
-//! Atomicity: after the body has been read, a command runs from the version check to the
-//! append and the socket fan-out with no `.await`, so no other request can interleave
-//! and the object's write coalescing commits it as one unit. Live sockets use the
-//! hibernation API: idle subscribers cost nothing and survive the object's eviction.
+//! Atomicity: a command runs from the version check to the append and the socket
+//! fan-out with no `.await`, so no other request can interleave and the object's write
+//! coalescing commits it as one unit. Live sockets use the hibernation API and the feed
+//! engine ([`crate::feed`]): idle subscribers cost nothing and survive eviction.
 
 use std::cell::RefCell;
 
-use domain::envelope::{Metadata, parse_timestamp};
-use domain::store::{
-    CommandInputs, CommandRequest, Direction, EventStore, Loaded, ReadQuery, StoredEvent,
-};
-use domain::{EventEnvelope, registry};
-use futures_util::StreamExt;
+use domain::EventEnvelope;
+use domain::command_service::{CommandInputs, CommandRequest, Loaded};
+use domain::envelope::Metadata;
+use domain::store::{Direction, EventStore, ReadQuery, StoredEvent};
 use serde::Serialize;
-use serde_json::json;
 use worker::{
-    DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketPair, durable_object,
+    DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage,
+    WebSocketPair, durable_object,
 };
 
+use crate::call::{AggregateOp, Call, Caller, INSTANCE_HEADER};
+use crate::clock::{at_unix_ms, new_event_id, now_ms};
 use crate::config::Config;
-use crate::http::{
-    self, ApiError, ApiResult, Encoding, EventPage, Query, check_params, json_response,
-    listing_params, page_response, query_pairs, u64_param,
-};
-use crate::names::{ACTOR_HEADER, EXPIRES_HEADER, INSTANCE_HEADER, WS_PROTOCOL_HEADER};
+use crate::encoding::{Encoding, EventPage, json_response, page_response};
+use crate::error::{ApiError, ApiResult};
+use crate::feed::{Feed, FeedLimits, FeedLog, event_frame};
+use crate::names::ObjectName;
+use crate::params::MAX_SAFE_INTEGER;
+use crate::sockets;
 use crate::sqlite::SqliteStore;
-use crate::subscription::{
-    CLOSE_PROTOCOL_ERROR, CLOSE_RATE_LIMITED, CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED,
-    ClientFrame, Subscriber, close_with_error, event_frame, pump,
-};
-
-/// Longest accepted `Idempotency-Key`, in bytes.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 #[durable_object]
 pub struct AggregateObject {
     state: State,
     config: Config,
+    /// Which aggregate this is, from the object's own name.
+    identity: Option<Identity>,
     /// Opened lazily: `new` cannot fail, opening can.
     store: RefCell<Option<SqliteStore>>,
     /// The aggregate's state and version, cached between requests; rebuilt on wake.
@@ -69,19 +65,28 @@ struct StateResponse<'a> {
     state: serde_json::Value,
 }
 
-/// The route inside the object, from the public path.
-enum Route {
-    Commands,
-    State,
-    Events,
-    Socket,
-}
-
 impl DurableObject for AggregateObject {
     fn new(state: State, env: Env) -> Self {
+        let identity = state
+            .id()
+            .name()
+            .as_deref()
+            .and_then(ObjectName::parse)
+            .and_then(|name| match name {
+                ObjectName::Aggregate {
+                    aggregate_type,
+                    aggregate_id,
+                    ..
+                } => Some(Identity {
+                    aggregate_type,
+                    aggregate_id,
+                }),
+                _ => None,
+            });
         Self {
             state,
             config: Config::from_env(&env),
+            identity,
             store: RefCell::new(None),
             loaded: RefCell::new(None),
             instance: uuid::Uuid::new_v4().to_string(),
@@ -97,7 +102,7 @@ impl DurableObject for AggregateObject {
         Ok(response)
     }
 
-    /// The alarm closes sockets whose token has expired (see `close_expired_by`).
+    /// The alarm closes sockets whose token has expired.
     async fn alarm(&self) -> Result<Response> {
         self.close_expired_sockets().await;
         Response::empty()
@@ -112,9 +117,7 @@ impl DurableObject for AggregateObject {
             WebSocketIncomingMessage::String(text) => Some(text),
             WebSocketIncomingMessage::Binary(_) => None,
         };
-        if let Err(error) = self.on_client_frame(&ws, text) {
-            close_with_error(&ws, 1011, error.code, &error.message, json!({}));
-        }
+        self.on_client_frame(&ws, text.as_deref());
         Ok(())
     }
 
@@ -125,6 +128,10 @@ impl DurableObject for AggregateObject {
         reason: String,
         _was_clean: bool,
     ) -> Result<()> {
+        if let Some(mut feed) = sockets::load(&ws) {
+            feed.on_client_close();
+            sockets::save(&ws, &feed);
+        }
         // Complete the closing handshake; the socket may already be gone.
         let code = u16::try_from(code)
             .ok()
@@ -135,37 +142,55 @@ impl DurableObject for AggregateObject {
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        let _ = ws.close(Some(1011), Some("socket error"));
+        if let Some(mut feed) = sockets::load(&ws) {
+            let actions = feed.close_internal();
+            sockets::save_and_apply(&ws, &feed, actions);
+        }
         Ok(())
     }
 }
 
 impl AggregateObject {
-    async fn handle(&self, req: Request) -> ApiResult<Response> {
-        let url = req.url()?;
-        let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
-        let (aggregate_type, aggregate_id, route) = match segments.as_slice() {
-            ["v1", "aggregates", t, id] => (*t, *id, Route::State),
-            ["v1", "aggregates", t, id, "commands"] => (*t, *id, Route::Commands),
-            ["v1", "aggregates", t, id, "events"] => (*t, *id, Route::Events),
-            ["v1", "aggregates", t, id, "ws"] => (*t, *id, Route::Socket),
-            _ => return Err(ApiError::not_found("no such route")),
-        };
-        if !registry::is_known(aggregate_type) {
-            return Err(ApiError::not_found(format!(
-                "unknown aggregate type `{aggregate_type}`"
-            )));
-        }
-        let id = Identity {
-            aggregate_type,
-            aggregate_id,
-        };
-        let query = query_pairs(&url);
-        match route {
-            Route::Commands => self.command(req, &id).await,
-            Route::State => self.read_state(&id, &query),
-            Route::Events => self.list_events(&req, &id, &query),
-            Route::Socket => self.subscribe(&req, &id, &query).await,
+    async fn handle(&self, mut req: Request) -> ApiResult<Response> {
+        let call: Call<AggregateOp> = Call::from_request(&req)?;
+        let id = self
+            .identity
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("an aggregate object without an aggregate name"))?;
+        match call.op {
+            AggregateOp::Command { idempotency_key } => {
+                let body = req.bytes().await?;
+                let request: CommandRequest = serde_json::from_slice(&body).map_err(|e| {
+                    ApiError::internal(format!("the Worker sent a bad command: {e}"))
+                })?;
+                self.command(id, &call.caller, request, idempotency_key.as_deref())
+            }
+            AggregateOp::State {
+                at_version,
+                as_of_ms,
+            } => self.read_state(id, at_version, as_of_ms),
+            AggregateOp::Events {
+                after,
+                before,
+                limit,
+                backward,
+                encoding,
+            } => {
+                let query = ReadQuery {
+                    direction: if backward {
+                        Direction::Backward
+                    } else {
+                        Direction::Forward
+                    },
+                    after,
+                    before,
+                    limit,
+                };
+                self.list_events(id, query, encoding)
+            }
+            AggregateOp::Subscribe { after, protocol } => {
+                self.subscribe(id, &call.caller, after, protocol).await
+            }
         }
     }
 
@@ -185,7 +210,7 @@ impl AggregateObject {
             .ok_or_else(|| ApiError::internal("store not open"))?;
         let mut loaded_slot = self.loaded.borrow_mut();
         if loaded_slot.is_none() {
-            *loaded_slot = Some(Loaded::load(store, id.aggregate_type, id.aggregate_id)?);
+            *loaded_slot = Some(Loaded::load(store, &id.aggregate_type, &id.aggregate_id)?);
         }
         let loaded = loaded_slot
             .as_mut()
@@ -193,26 +218,25 @@ impl AggregateObject {
         f(store, loaded)
     }
 
-    async fn command(&self, mut req: Request, id: &Identity<'_>) -> ApiResult<Response> {
-        if req.method() != Method::Post {
-            return Err(ApiError::method_not_allowed("POST"));
-        }
-        let idempotency_key = idempotency_key(&req)?;
-        let actor = req.headers().get(ACTOR_HEADER)?;
-        let body = read_body(&mut req, self.config.max_body_bytes).await?;
-        let request = decode_command(&req, &body)?;
-        // From here to the fan-out there is no `.await`: the command is atomic.
+    /// Runs a command: no `.await` from here to the fan-out, so it is atomic.
+    fn command(
+        &self,
+        id: &Identity,
+        caller: &Caller,
+        request: CommandRequest,
+        idempotency_key: Option<&str>,
+    ) -> ApiResult<Response> {
         let metadata = Metadata {
             command_id: Some(request.command_id.clone().unwrap_or_else(new_event_id)),
             correlation_id: request.correlation_id.clone(),
             causation_id: request.causation_id.clone(),
-            actor,
+            actor: Some(caller.actor.clone()),
         };
         let mut next_event_id = new_event_id;
         let inputs = CommandInputs {
             now_ms: now_ms(),
             metadata,
-            idempotency_key: idempotency_key.as_deref(),
+            idempotency_key,
             next_event_id: &mut next_event_id,
             max_events: self.config.max_events_per_command,
         };
@@ -226,8 +250,8 @@ impl AggregateObject {
         }
         let mut response = json_response(
             &CommandResponse {
-                aggregate_type: id.aggregate_type,
-                aggregate_id: id.aggregate_id,
+                aggregate_type: &id.aggregate_type,
+                aggregate_id: &id.aggregate_id,
                 version: outcome.version,
                 events: &envelopes,
             },
@@ -239,27 +263,17 @@ impl AggregateObject {
         Ok(response)
     }
 
-    fn read_state(&self, id: &Identity, query: &Query) -> ApiResult<Response> {
-        check_params(query, &["at_version", "as_of"])?;
-        let at_version = u64_param(query, "at_version")?;
-        let as_of = match http::param(query, "as_of") {
-            Some(text) => Some(parse_timestamp(text).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "`as_of` must be an RFC 3339 timestamp, got `{text}`"
-                ))
-            })?),
-            None => None,
-        };
-        if at_version.is_some() && as_of.is_some() {
-            return Err(ApiError::bad_request(
-                "give `at_version` or `as_of`, not both",
-            ));
-        }
+    fn read_state(
+        &self,
+        id: &Identity,
+        at_version: Option<u64>,
+        as_of_ms: Option<i64>,
+    ) -> ApiResult<Response> {
         let (version, state) = self.with_aggregate(id, |store, loaded| {
             if loaded.version == 0 {
                 return Err(id.no_events());
             }
-            let target = match (at_version, as_of) {
+            let target = match (at_version, as_of_ms) {
                 (Some(v), _) => v,
                 (_, Some(t)) => store.seq_at_time(t).map_err(ApiError::internal)?,
                 _ => return Ok((loaded.version, loaded.state.to_json())),
@@ -274,13 +288,13 @@ impl AggregateObject {
             if target == loaded.version {
                 return Ok((loaded.version, loaded.state.to_json()));
             }
-            let past = Loaded::at_version(store, id.aggregate_type, id.aggregate_id, target)?;
+            let past = Loaded::at_version(store, &id.aggregate_type, &id.aggregate_id, target)?;
             Ok((past.version, past.state.to_json()))
         })?;
         Ok(json_response(
             &StateResponse {
-                aggregate_type: id.aggregate_type,
-                aggregate_id: id.aggregate_id,
+                aggregate_type: &id.aggregate_type,
+                aggregate_id: &id.aggregate_id,
                 version,
                 state,
             },
@@ -288,25 +302,21 @@ impl AggregateObject {
         ))
     }
 
-    fn list_events(&self, req: &Request, id: &Identity, query: &Query) -> ApiResult<Response> {
-        let params = listing_params(query)?;
-        let encoding = Encoding::from_accept(req.headers().get("accept")?.as_deref());
+    fn list_events(
+        &self,
+        id: &Identity,
+        query: ReadQuery,
+        encoding: Encoding,
+    ) -> ApiResult<Response> {
         let page = self.with_aggregate(id, |store, loaded| {
             if loaded.version == 0 {
                 return Err(id.no_events());
             }
             let version = loaded.version;
-            let events = store
-                .read(&ReadQuery {
-                    direction: params.direction,
-                    after: params.after,
-                    before: params.before,
-                    limit: params.limit,
-                })
-                .map_err(ApiError::internal)?;
+            let events = store.read(&query).map_err(ApiError::internal)?;
             let last = events.last().map(|e| e.seq);
             let envelopes = events.iter().map(|e| id.envelope(e)).collect();
-            Ok(match params.direction {
+            Ok(match query.direction {
                 Direction::Forward => EventPage {
                     events: envelopes,
                     next_after: Some(last.filter(|seq| *seq < version)),
@@ -322,31 +332,25 @@ impl AggregateObject {
         Ok(page_response(&page, encoding))
     }
 
-    /// Accepts a hibernating WebSocket and replays the log after `?after=N` within the
-    /// subscriber's acknowledgement window, then `caught_up` (see [`crate::subscription`]).
-    /// The replay and the registration happen with no `.await` between them, so no event
-    /// committed in the meantime can be missed or sent twice.
+    fn feed_limits(&self) -> FeedLimits {
+        FeedLimits {
+            window: self.config.ws_ack_window,
+            max_frames_per_second: self.config.ws_max_frames_per_second,
+            cursor: "seq",
+        }
+    }
+
+    /// Accepts a hibernating WebSocket and starts its feed from `after`. The replay and
+    /// the registration happen with no `.await` between them, so no event committed in
+    /// the meantime can be missed or sent twice.
     async fn subscribe(
         &self,
-        req: &Request,
-        id: &Identity<'_>,
-        query: &Query,
+        id: &Identity,
+        caller: &Caller,
+        after: u64,
+        protocol: Option<String>,
     ) -> ApiResult<Response> {
-        if req.method() != Method::Get {
-            return Err(ApiError::method_not_allowed("GET"));
-        }
-        let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
-        if !upgrade.eq_ignore_ascii_case("websocket") {
-            return Err(ApiError::upgrade_required());
-        }
-        check_params(query, &["after", "access_token"])?;
-        let after = u64_param(query, "after")?.unwrap_or(0);
-        let expires_at: Option<u64> = req
-            .headers()
-            .get(EXPIRES_HEADER)?
-            .and_then(|v| v.parse().ok());
-        let protocol = req.headers().get(WS_PROTOCOL_HEADER)?;
-        if self.state.get_websockets().len() >= self.config.max_subscribers {
+        if sockets::open_feeds(&self.state).len() >= self.config.max_subscribers {
             return Err(ApiError::rate_limited(
                 format!(
                     "this aggregate has the maximum of {} live subscribers",
@@ -357,7 +361,7 @@ impl AggregateObject {
         }
         let pair = WebSocketPair::new()?;
         let server = pair.server;
-        let window = self.config.ws_ack_window;
+        let limits = self.feed_limits();
         self.with_aggregate(id, |store, loaded| {
             if after > loaded.version {
                 return Err(ApiError::bad_request(format!(
@@ -366,30 +370,25 @@ impl AggregateObject {
                 ))
                 .with_detail("version", loaded.version));
             }
-            self.state.accept_websocket_with_tags(
-                &server,
-                &[&format!("{}:{}", id.aggregate_type, id.aggregate_id)],
-            );
-            let mut subscriber = Subscriber::new(after, expires_at);
-            if let Err(error) = pump(
-                &server,
-                &mut subscriber,
+            self.state.accept_web_socket(&server);
+            let mut feed = Feed::new(after, Some(caller.expires_at));
+            let log = AggregateLog {
+                id,
                 store,
-                loaded.version,
-                window,
-                |e| id.envelope(e),
-            ) {
-                // Never leave an accepted socket behind that would count against the
-                // subscriber limit and receive nothing.
-                let _ = server.close(Some(1011), Some("internal error"));
-                return Err(ApiError::internal(error));
+                version: loaded.version,
+            };
+            match feed.pump(&log, &limits) {
+                Ok(actions) => sockets::save_and_apply(&server, &feed, actions),
+                Err(error) => {
+                    // Never leave an accepted socket behind that would receive nothing.
+                    let actions = feed.close_internal();
+                    sockets::save_and_apply(&server, &feed, actions);
+                    return Err(ApiError::internal(error));
+                }
             }
-            subscriber.save(&server);
             Ok(())
         })?;
-        if let Some(expires_at) = expires_at {
-            self.close_expired_by(expires_at).await;
-        }
+        self.close_expired_by(caller.expires_at).await;
         let mut response = Response::from_websocket(pair.client)?;
         if let Some(protocol) = protocol {
             response
@@ -402,13 +401,11 @@ impl AggregateObject {
     /// Makes sure the alarm fires by `expires_at` (Unix seconds), so sockets whose token
     /// expires are closed even when no event is ever written to them.
     async fn close_expired_by(&self, expires_at: u64) {
-        let at_ms = expires_at.saturating_mul(1000).min(http::MAX_SAFE_INTEGER) as i64;
+        let at_ms = expires_at.saturating_mul(1000).min(MAX_SAFE_INTEGER) as i64;
         let storage = self.state.storage();
         let current = storage.get_alarm().await.ok().flatten();
         if current.is_none_or(|current| current > at_ms) {
-            // An absolute time: an `i64` given to `set_alarm` means an offset from now.
-            let at = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at_ms as f64));
-            let _ = storage.set_alarm(worker::ScheduledTime::new(at)).await;
+            let _ = storage.set_alarm(at_unix_ms(at_ms)).await;
         }
     }
 
@@ -417,14 +414,14 @@ impl AggregateObject {
     async fn close_expired_sockets(&self) {
         let now = now_ms();
         let mut next: Option<u64> = None;
-        for socket in self.state.get_websockets() {
-            let Some(subscriber) = Subscriber::load(&socket) else {
-                continue;
-            };
-            if subscriber.expired(now) {
-                close_token_expired(&socket, &subscriber);
-            } else if let Some(expires_at) = subscriber.expires_at {
-                next = Some(next.map_or(expires_at, |n| n.min(expires_at)));
+        for (socket, mut feed) in sockets::open_feeds(&self.state) {
+            let actions = feed.on_tick(now);
+            if actions.is_empty() {
+                if let Some(expires_at) = feed.expires_at {
+                    next = Some(next.map_or(expires_at, |n| n.min(expires_at)));
+                }
+            } else {
+                sockets::save_and_apply(&socket, &feed, actions);
             }
         }
         if let Some(next) = next {
@@ -432,158 +429,89 @@ impl AggregateObject {
         }
     }
 
-    /// Sends committed events to every live subscriber; closes those whose unacknowledged
-    /// events would pass the window, and those whose token has expired. Each frame is
-    /// serialized once, whatever the number of sockets.
+    /// Sends committed events to every open feed. Each frame is serialized once,
+    /// whatever the number of sockets.
     fn broadcast(&self, events: &[EventEnvelope]) {
-        let Some(last) = events.last().map(|e| e.seq) else {
+        if events.is_empty() {
+            return;
+        }
+        let entries: Vec<(u64, String)> = events.iter().map(|e| (e.seq, event_frame(e))).collect();
+        let now = now_ms();
+        let limits = self.feed_limits();
+        for (socket, mut feed) in sockets::open_feeds(&self.state) {
+            let actions = feed.on_commit(&entries, now, &limits);
+            if !actions.is_empty() {
+                sockets::save_and_apply(&socket, &feed, actions);
+            }
+        }
+    }
+
+    /// A client frame, through the feed engine (acks, limits, catch-up).
+    fn on_client_frame(&self, socket: &WebSocket, text: Option<&str>) {
+        let Some(mut feed) = sockets::load(socket) else {
             return;
         };
-        let frames: Vec<(u64, String)> = events
-            .iter()
-            .filter_map(|e| Some((e.seq, event_frame(e)?)))
-            .collect();
-        let now = now_ms();
-        for socket in self.state.get_websockets() {
-            let Some(mut subscriber) = Subscriber::load(&socket) else {
-                continue;
+        let Some(id) = self.identity.as_ref() else {
+            let actions = feed.close_internal();
+            sockets::save_and_apply(socket, &feed, actions);
+            return;
+        };
+        let limits = self.feed_limits();
+        let result = self.with_aggregate(id, |store, loaded| {
+            let log = AggregateLog {
+                id,
+                store,
+                version: loaded.version,
             };
-            if subscriber.expired(now) {
-                close_token_expired(&socket, &subscriber);
-                continue;
-            }
-            if !subscriber.live {
-                continue; // catching up from the log as it acks
-            }
-            let fresh = frames.iter().filter(|(seq, _)| *seq > subscriber.sent);
-            if subscriber.sent + fresh.clone().count() as u64 - subscriber.acked
-                > self.config.ws_ack_window
-            {
-                close_with_error(
-                    &socket,
-                    CLOSE_SLOW_CONSUMER,
-                    "slow_consumer",
-                    &format!(
-                        "more than {} events unacknowledged; reconnect with after={}",
-                        self.config.ws_ack_window, subscriber.acked
-                    ),
-                    json!({ "resume_after": subscriber.acked }),
-                );
-                continue;
-            }
-            for (_, frame) in fresh {
-                // A closing socket fails to send; the runtime drops it.
-                let _ = socket.send_with_str(frame);
-            }
-            subscriber.sent = subscriber.sent.max(last);
-            subscriber.save(&socket);
-        }
-    }
-
-    /// A client frame: an ack of a seq it was sent, counted against the per-second frame
-    /// limit. Anything else — not JSON, another kind, an ack of a seq never sent (which
-    /// would defeat the window) — is a protocol error: error frame, close 1008.
-    fn on_client_frame(&self, socket: &WebSocket, text: Option<String>) -> ApiResult<()> {
-        let Some(mut subscriber) = Subscriber::load(socket) else {
-            return Ok(());
-        };
-        if !subscriber.count_frame(now_ms(), self.config.ws_max_frames_per_second) {
-            close_with_error(
-                socket,
-                CLOSE_RATE_LIMITED,
-                "rate_limited",
-                &format!(
-                    "more than {} frames per second",
-                    self.config.ws_max_frames_per_second
-                ),
-                json!({ "resume_after": subscriber.acked }),
-            );
-            return Ok(());
-        }
-        if subscriber.expired(now_ms()) {
-            close_token_expired(socket, &subscriber);
-            return Ok(());
-        }
-        let seq = match text.as_deref().map(serde_json::from_str::<ClientFrame>) {
-            Some(Ok(ClientFrame::Ack { seq })) if seq <= subscriber.sent => seq,
-            Some(Ok(ClientFrame::Ack { seq })) => {
-                let message = format!("ack of seq {seq}, but only {} was sent", subscriber.sent);
-                close_with_error(
-                    socket,
-                    CLOSE_PROTOCOL_ERROR,
-                    "bad_request",
-                    &message,
-                    json!({ "resume_after": subscriber.acked }),
-                );
-                return Ok(());
-            }
-            _ => {
-                let message = r#"client frames are {"kind":"ack","seq":N}"#;
-                close_with_error(
-                    socket,
-                    CLOSE_PROTOCOL_ERROR,
-                    "bad_request",
-                    message,
-                    json!({ "resume_after": subscriber.acked }),
-                );
-                return Ok(());
-            }
-        };
-        subscriber.acked = subscriber.acked.max(seq);
-        if !subscriber.live
-            && let Some(id) = self.socket_identity(socket)
-        {
-            let window = self.config.ws_ack_window;
-            self.with_aggregate(&id.borrow(), |store, loaded| {
-                pump(
-                    socket,
-                    &mut subscriber,
-                    store,
-                    loaded.version,
-                    window,
-                    |e| id.borrow().envelope(e),
-                )
+            feed.on_client_frame(text, now_ms(), &log, &limits)
                 .map_err(ApiError::internal)
-            })?;
-        }
-        subscriber.save(socket);
-        Ok(())
-    }
-
-    /// The aggregate a socket belongs to, from the tags it was accepted with.
-    fn socket_identity(&self, socket: &WebSocket) -> Option<OwnedIdentity> {
-        let tags = self.state.get_tags(socket);
-        let (aggregate_type, aggregate_id) = tags.first()?.split_once(':')?;
-        Some(OwnedIdentity {
-            aggregate_type: aggregate_type.to_owned(),
-            aggregate_id: aggregate_id.to_owned(),
-        })
+        });
+        let actions = result.unwrap_or_else(|_| feed.close_internal());
+        sockets::save_and_apply(socket, &feed, actions);
     }
 }
 
-struct OwnedIdentity {
+/// The aggregate's log as the feed engine reads it.
+struct AggregateLog<'a> {
+    id: &'a Identity,
+    store: &'a SqliteStore,
+    version: u64,
+}
+
+impl FeedLog for AggregateLog<'_> {
+    fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> std::result::Result<Vec<(u64, String)>, String> {
+        let events = self
+            .store
+            .read(&ReadQuery::forward(after, limit))
+            .map_err(|e| e.to_string())?;
+        Ok(events
+            .iter()
+            .map(|e| (e.seq, event_frame(&self.id.envelope(e))))
+            .collect())
+    }
+
+    fn head(&self) -> u64 {
+        self.version
+    }
+
+    fn caught_up_frame(&self, head: u64) -> String {
+        serde_json::json!({ "kind": "caught_up", "version": head }).to_string()
+    }
+}
+
+/// The aggregate an object serves, from its name.
+struct Identity {
     aggregate_type: String,
     aggregate_id: String,
 }
 
-impl OwnedIdentity {
-    fn borrow(&self) -> Identity<'_> {
-        Identity {
-            aggregate_type: &self.aggregate_type,
-            aggregate_id: &self.aggregate_id,
-        }
-    }
-}
-
-/// The aggregate an object serves, from the request path.
-struct Identity<'a> {
-    aggregate_type: &'a str,
-    aggregate_id: &'a str,
-}
-
-impl Identity<'_> {
+impl Identity {
     fn envelope(&self, event: &StoredEvent) -> EventEnvelope {
-        event.envelope(self.aggregate_type, self.aggregate_id)
+        event.envelope(&self.aggregate_type, &self.aggregate_id)
     }
 
     fn no_events(&self) -> ApiError {
@@ -592,102 +520,4 @@ impl Identity<'_> {
             self.aggregate_type, self.aggregate_id
         ))
     }
-}
-
-fn close_token_expired(socket: &WebSocket, subscriber: &Subscriber) {
-    close_with_error(
-        socket,
-        CLOSE_TOKEN_EXPIRED,
-        "token_expired",
-        "the token has expired; reconnect with a fresh one",
-        json!({ "resume_after": subscriber.acked }),
-    );
-}
-
-fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
-    let Some(key) = req.headers().get("idempotency-key")? else {
-        return Ok(None);
-    };
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY
-        || !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-    {
-        return Err(ApiError::bad_request(format!(
-            "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
-        )));
-    }
-    Ok(Some(key))
-}
-
-/// Reads the body, refusing more than `limit` bytes (413) whatever `Content-Length` says:
-/// the stream is read chunk by chunk and abandoned as soon as it passes the limit, so a
-/// chunked body cannot make the object buffer more than `limit` bytes.
-async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
-    if let Some(length) = req
-        .headers()
-        .get("content-length")?
-        .and_then(|v| v.parse::<u64>().ok())
-        && length > limit as u64
-    {
-        return Err(ApiError::too_large(limit));
-    }
-    let unreadable = |_| ApiError::bad_request("the request body could not be read");
-    let mut body = Vec::new();
-    let Ok(mut stream) = req.stream() else {
-        return Ok(body); // no body at all
-    };
-    while let Some(chunk) = stream.next().await {
-        body.extend_from_slice(&chunk.map_err(unreadable)?);
-        if body.len() > limit {
-            return Err(ApiError::too_large(limit));
-        }
-    }
-    Ok(body)
-}
-
-/// Decodes a command body: JSON by default, MessagePack with `Content-Type:
-/// application/msgpack`. Either way the body must be an object (serde would also accept
-/// the fields as a positional array, which is not part of the contract).
-fn decode_command(req: &Request, body: &[u8]) -> ApiResult<CommandRequest> {
-    let content_type = req
-        .headers()
-        .get("content-type")?
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    let value: serde_json::Value = match media {
-        "" | "application/json" => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?,
-        "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => {
-            http::msgpack_to_json(body).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "the body is not valid MessagePack for a command: {e}"
-                ))
-            })?
-        }
-        other => {
-            return Err(ApiError::unsupported_media_type(format!(
-                "commands are `application/json` or `application/msgpack`, not `{other}`"
-            )));
-        }
-    };
-    if !value.is_object() {
-        return Err(ApiError::bad_request(
-            r#"a command is an object: {"type": …, "data": {…}, "expected_version": …}"#,
-        ));
-    }
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request(format!("invalid command: {e}")))
-}
-
-fn now_ms() -> i64 {
-    js_sys::Date::now() as i64
-}
-
-/// A UUID v7: time-ordered, so ids sort roughly by recording time.
-fn new_event_id() -> String {
-    let ms = now_ms().max(0) as u64;
-    let ts =
-        uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
-    uuid::Uuid::new_v7(ts).to_string()
 }

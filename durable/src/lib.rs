@@ -1,27 +1,37 @@
 //! Edgeloop's Durable Object classes.
 //!
-//! These are thin adapters: they decode a request, load the aggregate through the
-//! [`domain::store::EventStore`] implemented on the object's SQLite database, call the
-//! domain, write, and notify live sockets. Every business decision is made in `domain`.
+//! These are thin adapters: they read a typed [`call::Call`] from the Worker, load the
+//! aggregate through the [`domain::store::EventStore`] implemented on the object's SQLite
+//! database, call the domain, write, and notify live sockets. Every business decision is
+//! made in `domain`; no object parses a public path.
 //!
 //! # Layout
 //! * [`aggregate_object`] — `AggregateObject`, one per aggregate: event log, commands,
 //!   state and time travel, listings, hibernating WebSocket subscriptions.
-//! * [`sqlite`] — the SQLite event store (schema, atomic append, reads).
-//! * [`subscription`] — the WebSocket protocol: frames, acknowledgement window, close codes.
-//! * [`http`] — the one error type and its JSON body, listing encodings (JSON, NDJSON,
-//!   MessagePack), query parsing shared with the Worker.
+//! * [`sqlite`] — the SQLite event store (schema, the one column list, atomic append, reads).
+//! * [`feed`] — the feed engine: the catch-up → live socket protocol as a pure state
+//!   machine (acks, window, close codes), shared by every socket kind.
+//! * [`sockets`] — carries out the feed engine's actions on hibernating WebSockets.
+//! * [`call`] — the typed Worker → object hand-off (caller + operation).
+//! * [`names`] — the Durable Object name of every kind of object, always under a tenant.
+//! * [`error`] — the one error type and its JSON body.
+//! * [`encoding`] — JSON/NDJSON/MessagePack listings, MessagePack request bodies.
+//! * [`params`] — strict query parameters and the listing parameters logs share.
 //! * [`config`] — limits and tunables read from the Worker's vars.
-//! * [`names`] — how aggregates map to Durable Object names, and the trusted headers the
-//!   Worker uses to pass the authenticated principal to an object.
+//! * [`clock`] — the one clock and event-id source.
 
 pub mod aggregate_object;
+pub mod call;
+pub mod clock;
 pub mod config;
-pub mod http;
+pub mod encoding;
+pub mod error;
+pub mod feed;
 pub mod names;
+pub mod params;
+pub mod sockets;
 pub mod sqlite;
-pub mod subscription;
 
 pub use aggregate_object::AggregateObject;
 pub use config::Config;
-pub use http::ApiError;
+pub use error::{ApiError, ApiResult};

@@ -48,7 +48,52 @@ CREATE TABLE snapshots (
 );
 "];
 
-const COLUMNS: &str = "seq, event_id, type, schema_version, payload, recorded_at, command_id, correlation_id, causation_id, actor";
+/// The event columns every read returns and every append writes, in this one order: the
+/// statements below are generated from it, and [`event_row`] / [`decode_row`] (next to
+/// each other, below) are the only code that depends on the order.
+const EVENT_COLUMNS: [&str; 10] = [
+    "seq",
+    "event_id",
+    "type",
+    "schema_version",
+    "payload",
+    "recorded_at",
+    "command_id",
+    "correlation_id",
+    "causation_id",
+    "actor",
+];
+
+/// `seq, event_id, …`: the select list of every read.
+fn select_list() -> &'static str {
+    static LIST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| EVENT_COLUMNS.join(", "))
+}
+
+/// The append statement: inserts the rows of a JSON array of [`event_row`]s (`?1`) with
+/// the idempotency key (`?2`) and request fingerprint (`?3`), only if the log ends at
+/// `?4`. One statement, so all rows or none.
+fn append_statement() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let values: Vec<String> = EVENT_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, column)| match *column {
+                "payload" => format!("unhex(value ->> {i})"),
+                _ => format!("value ->> {i}"),
+            })
+            .collect();
+        format!(
+            "INSERT INTO events ({}, idempotency_key, request_hash)
+             SELECT {}, ?2, ?3
+             FROM json_each(?1)
+             WHERE (SELECT coalesce(max(seq), 0) FROM events) = ?4",
+            select_list(),
+            values.join(", ")
+        )
+    })
+}
 
 /// Payload bytes (MessagePack) after which a read stops adding events. JSON envelopes
 /// are about twice that, which keeps a page's answer within a few MiB.
@@ -147,6 +192,24 @@ fn integer(v: &SqlStorageValue) -> Result<i64, StoreError> {
     }
 }
 
+/// An event as one JSON array in [`EVENT_COLUMNS`] order (the payload as hex, which
+/// the append statement turns back into a BLOB).
+fn event_row(e: &StoredEvent) -> serde_json::Value {
+    json!([
+        e.seq,
+        e.event_id,
+        e.event_type,
+        e.schema_version,
+        hex::encode(codec::encode(&e.data)),
+        e.recorded_at_ms,
+        e.metadata.command_id,
+        e.metadata.correlation_id,
+        e.metadata.causation_id,
+        e.metadata.actor,
+    ])
+}
+
+/// A row selected with [`select_list`] back into an event.
 fn decode_row(row: &[SqlStorageValue]) -> Result<StoredEvent, StoreError> {
     let [
         seq,
@@ -162,7 +225,8 @@ fn decode_row(row: &[SqlStorageValue]) -> Result<StoredEvent, StoreError> {
     ] = row
     else {
         return Err(StoreError(format!(
-            "expected 10 columns, got {}",
+            "expected {} columns, got {}",
+            EVENT_COLUMNS.len(),
             row.len()
         )));
     };
@@ -212,23 +276,7 @@ impl EventStore for SqliteStore {
             }
             return Ok(());
         }
-        let rows: Vec<_> = events
-            .iter()
-            .map(|e| {
-                json!([
-                    e.seq,
-                    e.event_id,
-                    e.event_type,
-                    e.schema_version,
-                    hex::encode(codec::encode(&e.data)),
-                    e.recorded_at_ms,
-                    e.metadata.command_id,
-                    e.metadata.correlation_id,
-                    e.metadata.causation_id,
-                    e.metadata.actor,
-                ])
-            })
-            .collect();
+        let rows: Vec<_> = events.iter().map(event_row).collect();
         // One statement: all rows, with their idempotency record, or none. It inserts only
         // if the log still ends right before the first new seq, so the store itself keeps
         // the log dense even if a caller's idea of the version were stale; the primary key
@@ -237,13 +285,7 @@ impl EventStore for SqliteStore {
         let cursor = self
             .sql
             .exec(
-                "INSERT INTO events (seq, event_id, type, schema_version, payload, recorded_at,
-                                     command_id, correlation_id, causation_id, actor,
-                                     idempotency_key, request_hash)
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, unhex(value ->> 4), value ->> 5,
-                        value ->> 6, value ->> 7, value ->> 8, value ->> 9, ?2, ?3
-                 FROM json_each(?1)
-                 WHERE (SELECT coalesce(max(seq), 0) FROM events) = ?4",
+                append_statement(),
                 vec![
                     serde_json::to_string(&rows).map_err(store_err)?.into(),
                     key.into(),
@@ -269,20 +311,21 @@ impl EventStore for SqliteStore {
         // payloads pass READ_BUDGET_BYTES (it always holds at least one event), so a
         // listing of 10,000 large events cannot exhaust the object's memory; callers page
         // on from the last seq they got.
-        let before = int(query.before.unwrap_or(crate::http::MAX_SAFE_INTEGER));
+        let before = int(query.before.unwrap_or(crate::params::MAX_SAFE_INTEGER));
         let order = match query.direction {
             Direction::Forward => "ASC",
             Direction::Backward => "DESC",
         };
         self.query_events(
             &format!(
-                "SELECT {COLUMNS} FROM (
+                "SELECT {columns} FROM (
                      SELECT *, sum(length(payload)) OVER (ORDER BY seq {order} ROWS UNBOUNDED PRECEDING)
                                - length(payload) AS bytes_before
                      FROM (SELECT * FROM events WHERE seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?)
                  )
                  WHERE bytes_before < ?
-                 ORDER BY seq {order}"
+                 ORDER BY seq {order}",
+                columns = select_list()
             ),
             vec![int(query.after), before, int(query.limit as u64), int(READ_BUDGET_BYTES)],
         )
@@ -290,7 +333,10 @@ impl EventStore for SqliteStore {
 
     fn idempotent_result(&self, key: &str) -> Result<Option<IdempotentResult>, StoreError> {
         let events = self.query_events(
-            &format!("SELECT {COLUMNS} FROM events WHERE idempotency_key = ? ORDER BY seq"),
+            &format!(
+                "SELECT {} FROM events WHERE idempotency_key = ? ORDER BY seq",
+                select_list()
+            ),
             vec![key.into()],
         )?;
         let (sql, version) = match events.last() {

@@ -657,12 +657,17 @@ async fn version_conflicts_are_409_with_expected_and_actual() {
         cmd_expecting("AddCard", add("c4"), json!("any")),
     )
     .await;
-    c.ok(
-        "board",
-        &id,
-        cmd_expecting("AddCard", add("c5"), Value::Null),
-    )
-    .await;
+    // An omitted `expected_version` means "any"; `null` is not one of its forms: it is a
+    // 400, never a silently disabled check.
+    c.ok("board", &id, cmd("AddCard", add("c5"))).await;
+    let reply = c
+        .command(
+            "board",
+            &id,
+            &cmd_expecting("AddCard", add("c6"), Value::Null),
+        )
+        .await;
+    reply.expect_error(400, "bad_request");
     assert_eq!(c.footprint("board", &id).await, (6, 6));
 }
 

@@ -484,7 +484,7 @@ pub(super) fn mutate_top(
                 1 => json!(5),
                 2 => json!([1, 2]),
                 3 => json!(true),
-                // Reads as `{}`, which lacks the required fields.
+                // `data` is an object; null is not one.
                 4 => Value::Null,
                 _ => json!([{"card_id": "x"}]),
             };
@@ -498,7 +498,6 @@ pub(super) fn mutate_top(
                 json!("any"),
                 json!("none"),
                 json!("exists"),
-                Value::Null,
                 json!(0),
                 json!(target.version),
                 json!(target.version + 1),
@@ -515,6 +514,8 @@ pub(super) fn mutate_top(
                 json!(true),
                 json!([]),
                 json!({"exact": 1}),
+                // Not "any": a field is absent or of its documented type.
+                Value::Null,
             ];
             let value = match rng.u8(..10) {
                 0..=3 => {

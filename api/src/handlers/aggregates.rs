@@ -1,0 +1,225 @@
+//! Aggregate routes: commands, state and time travel, listings, live sockets.
+//!
+//! The Worker validates everything a client sent — the aggregate type and id, query
+//! parameters, the command body (size, media type, shape) and the `Idempotency-Key` —
+//! and hands the aggregate's object a typed [`AggregateOp`]. The object decides.
+
+use domain::command_service::{CommandRequest, ExecuteError};
+use domain::envelope::parse_timestamp;
+use domain::registry;
+use domain::store::Direction;
+use durable::call::{AggregateOp, Call, Caller};
+use durable::encoding::{Encoding, MSGPACK_MEDIA_TYPES, msgpack_to_json};
+use durable::names::{self, ObjectName};
+use durable::params::{self, Query, check_params, listing_params, query_pairs, u64_param};
+use durable::{ApiError, ApiResult, Config};
+use futures_util::StreamExt;
+use worker::{Env, Request, Response};
+
+use crate::gate::Admitted;
+use crate::routes::AggregateRoute;
+
+/// The Durable Object namespace binding of aggregates.
+const AGGREGATES: &str = "AGGREGATES";
+
+/// Longest accepted `Idempotency-Key`, in bytes.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// A validated aggregate address.
+pub struct Target<'a> {
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+}
+
+impl<'a> Target<'a> {
+    /// 404 for an unknown type, 400 for a malformed id.
+    pub fn new(aggregate_type: &'a str, aggregate_id: &'a str) -> ApiResult<Self> {
+        if !registry::is_known(aggregate_type) {
+            return Err(ApiError::not_found(format!(
+                "unknown aggregate type `{aggregate_type}`; known types: {}",
+                registry::AGGREGATE_TYPES.join(", ")
+            )));
+        }
+        if !names::valid_aggregate_id(aggregate_id) {
+            return Err(ApiError::bad_request(format!(
+                "aggregate ids are 1 to {} printable ASCII characters without `/`, `:` or `%`",
+                names::MAX_ID_BYTES
+            )));
+        }
+        Ok(Self {
+            aggregate_type,
+            aggregate_id,
+        })
+    }
+}
+
+pub async fn handle(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    target: &Target<'_>,
+    route: AggregateRoute,
+    admitted: &Admitted,
+) -> ApiResult<Response> {
+    let principal = admitted.principal()?;
+    let caller = Caller {
+        actor: principal.actor.clone(),
+        expires_at: principal.expires_at.saturating_add(auth::LEEWAY_SECS),
+    };
+    let query = query_pairs(&req.url()?);
+    let mut body = None;
+    let op = match route {
+        AggregateRoute::Command => {
+            check_params(&query, &[])?;
+            let idempotency_key = idempotency_key(&req)?;
+            let bytes = read_body(&mut req, config.max_body_bytes).await?;
+            body = Some(decode_command(&req, &bytes)?);
+            AggregateOp::Command { idempotency_key }
+        }
+        AggregateRoute::State => state_op(&query)?,
+        AggregateRoute::Events => {
+            let listing = listing_params(&query)?;
+            let encoding = Encoding::from_accept(req.headers().get("accept")?.as_deref());
+            AggregateOp::Events {
+                after: listing.after,
+                before: listing.before,
+                limit: listing.limit,
+                backward: listing.direction == Direction::Backward,
+                encoding,
+            }
+        }
+        AggregateRoute::Socket => {
+            let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
+            if !upgrade.eq_ignore_ascii_case("websocket") {
+                return Err(ApiError::upgrade_required());
+            }
+            check_params(&query, &["after", "access_token"])?;
+            AggregateOp::Subscribe {
+                after: u64_param(&query, "after")?.unwrap_or(0),
+                protocol: admitted.ws_protocol.map(str::to_owned),
+            }
+        }
+    };
+    let name = ObjectName::aggregate(
+        principal.tenant.as_str(),
+        target.aggregate_type,
+        target.aggregate_id,
+    );
+    let stub = env
+        .durable_object(AGGREGATES)?
+        .id_from_name(&name.to_string())?
+        .get_stub()?;
+    let upgrade = route == AggregateRoute::Socket;
+    Call { caller, op }.send(&stub, upgrade, body).await
+}
+
+/// `?at_version=N` or `?as_of=RFC3339` (not both), or neither for the current state.
+fn state_op(query: &Query) -> ApiResult<AggregateOp> {
+    check_params(query, &["at_version", "as_of"])?;
+    let at_version = u64_param(query, "at_version")?;
+    let as_of_ms = match params::param(query, "as_of") {
+        Some(text) => Some(parse_timestamp(text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`as_of` must be an RFC 3339 timestamp, got `{text}`"
+            ))
+        })?),
+        None => None,
+    };
+    if at_version.is_some() && as_of_ms.is_some() {
+        return Err(ApiError::bad_request(
+            "give `at_version` or `as_of`, not both",
+        ));
+    }
+    Ok(AggregateOp::State {
+        at_version,
+        as_of_ms,
+    })
+}
+
+fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
+    let Some(key) = req.headers().get("idempotency-key")? else {
+        return Ok(None);
+    };
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+    {
+        return Err(ApiError::bad_request(format!(
+            "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
+        )));
+    }
+    Ok(Some(key))
+}
+
+/// Reads the body, refusing more than `limit` bytes (413) whatever `Content-Length` says:
+/// the stream is read chunk by chunk and abandoned as soon as it passes the limit, so a
+/// chunked body cannot make the Worker buffer more than `limit` bytes.
+async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
+    let unreadable = |_| ApiError::bad_request("the request body could not be read");
+    let mut body = Vec::new();
+    let Ok(mut stream) = req.stream() else {
+        return Ok(body); // no body at all
+    };
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.map_err(unreadable)?);
+        if body.len() > limit {
+            // Read on without keeping anything, so a client still sending gets the 413
+            // instead of a reset connection — within a bound of bytes and of time, past
+            // which it does not (a body that never ends is answered all the same).
+            let mut drained = body.len();
+            drop(body);
+            let drain = async {
+                while drained < DRAIN_LIMIT_BYTES {
+                    match stream.next().await {
+                        Some(Ok(chunk)) => drained += chunk.len(),
+                        _ => break,
+                    }
+                }
+            };
+            let deadline = worker::Delay::from(DRAIN_LIMIT_TIME);
+            futures_util::pin_mut!(drain);
+            let _ = futures_util::future::select(drain, deadline).await;
+            return Err(ApiError::body_too_large(limit));
+        }
+    }
+    Ok(body)
+}
+
+/// How much of an oversized body is read (and discarded) before answering 413.
+const DRAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
+/// How long an oversized body is read before answering 413.
+const DRAIN_LIMIT_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Decodes and validates a command body — JSON by default, MessagePack with `Content-Type:
+/// application/msgpack` — and returns it as the JSON the object reads. Either way it goes
+/// through [`CommandRequest::from_json`]: an object, every field absent or of its type.
+fn decode_command(req: &Request, body: &[u8]) -> ApiResult<Vec<u8>> {
+    let content_type = req
+        .headers()
+        .get("content-type")?
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let value: serde_json::Value = match media {
+        "" | "application/json" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?,
+        m if MSGPACK_MEDIA_TYPES.contains(&m) => msgpack_to_json(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body is not valid MessagePack for a command: {e}"
+            ))
+        })?,
+        other => {
+            return Err(ApiError::unsupported_media_type(format!(
+                "commands are `application/json` or `application/msgpack`, not `{other}`"
+            )));
+        }
+    };
+    // Validate the shape here, so a malformed command never wakes the object.
+    let json = serde_json::to_vec(&value).map_err(ApiError::internal)?;
+    let request =
+        CommandRequest::from_json(&value).map_err(|e| ApiError::from(ExecuteError::Command(e)))?;
+    request
+        .check_metadata()
+        .map_err(|e| ApiError::from(ExecuteError::Command(e)))?;
+    Ok(json)
+}

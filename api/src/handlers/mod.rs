@@ -1,0 +1,33 @@
+//! Handlers: one module per area, each turning an admitted route into a typed call to
+//! the object that owns the data (or an answer the Worker gives itself).
+
+mod aggregates;
+
+use durable::encoding::json_response;
+use durable::{ApiResult, Config};
+use serde_json::json;
+use worker::{Env, Request, Response};
+
+use crate::gate::Admitted;
+use crate::routes::Route;
+
+/// Runs an admitted request.
+pub async fn dispatch(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    route: Route,
+    admitted: Admitted,
+) -> ApiResult<Response> {
+    match route {
+        Route::Health => Ok(json_response(&json!({ "status": "ok" }), 200)),
+        Route::Aggregate {
+            aggregate_type,
+            aggregate_id,
+            op,
+        } => {
+            let target = aggregates::Target::new(&aggregate_type, &aggregate_id)?;
+            aggregates::handle(req, env, config, &target, op, &admitted).await
+        }
+    }
+}

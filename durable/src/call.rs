@@ -1,0 +1,162 @@
+//! The typed hand-off from the Worker to a Durable Object.
+//!
+//! The Worker is the only place that reads a public path: it matches the route,
+//! authenticates, validates the parameters and the body, and then calls the object with
+//! a [`Call`] — the caller and a typed operation — serialized as JSON into the
+//! [`CALL_HEADER`] of an internal request. A command's body travels as the request body
+//! (already decoded and validated by the Worker, re-encoded as JSON). Objects read the
+//! call and nothing else from the request: not its path, not its query.
+//!
+//! Why a header and not workers-rs' RPC: a WebSocket upgrade must reach the object as an
+//! HTTP request (the object answers 101 with its end of the pair), and one mechanism for
+//! every operation keeps a single code path. The Worker overwrites the header on every
+//! request, so a client cannot forge a call.
+//!
+//! Header values must be ASCII, while an actor (`sub`) may be any Unicode text, so the
+//! JSON is written with every non-ASCII character escaped (`\uXXXX`), which any JSON
+//! parser reads back unchanged.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use worker::{Headers, Method, Request, RequestInit, Response, Stub};
+
+use crate::encoding::Encoding;
+use crate::error::{ApiError, ApiResult};
+
+/// The header carrying a [`Call`] into an object.
+pub const CALL_HEADER: &str = "x-edgeloop-call";
+
+/// Diagnostic response header naming the object instance that answered (it changes
+/// when the runtime re-creates the object, e.g. after eviction).
+pub const INSTANCE_HEADER: &str = "x-edgeloop-instance";
+
+/// Who is calling, as established by the Worker's gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    /// The token's `sub`, recorded as the events' actor.
+    pub actor: String,
+    /// When the token stops being accepted: its `exp` plus auth's clock leeway (Unix
+    /// seconds). Sockets opened with it are closed then.
+    pub expires_at: u64,
+}
+
+/// A call: the caller and the operation `Op` (one enum per object kind).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call<Op> {
+    pub caller: Caller,
+    pub op: Op,
+}
+
+/// The operations of an aggregate object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AggregateOp {
+    /// Run the command in the request body (JSON, validated by the Worker).
+    Command { idempotency_key: Option<String> },
+    /// The state now, at a version, or as of a time (Unix ms).
+    State {
+        at_version: Option<u64>,
+        as_of_ms: Option<i64>,
+    },
+    /// A page of the log: `after < seq < before`, forward or newest first.
+    Events {
+        after: u64,
+        before: Option<u64>,
+        limit: usize,
+        backward: bool,
+        encoding: Encoding,
+    },
+    /// Open a live socket from `after`; answer the upgrade with `protocol` if given.
+    Subscribe {
+        after: u64,
+        protocol: Option<String>,
+    },
+}
+
+impl<Op: Serialize> Call<Op> {
+    /// Sends the call to an object. `upgrade` marks a WebSocket upgrade (the object
+    /// answers 101); `body` is the command body, if any.
+    pub async fn send(
+        &self,
+        stub: &Stub,
+        upgrade: bool,
+        body: Option<Vec<u8>>,
+    ) -> ApiResult<Response> {
+        let headers = Headers::new();
+        headers.set(CALL_HEADER, &ascii_json(self)?)?;
+        let mut init = RequestInit::new();
+        if upgrade {
+            headers.set("upgrade", "websocket")?;
+            init.with_method(Method::Get);
+        } else {
+            init.with_method(Method::Post);
+        }
+        if let Some(body) = body {
+            headers.set("content-type", "application/json")?;
+            init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+        }
+        init.with_headers(headers);
+        let request = Request::new_with_init("https://object.internal/", &init)?;
+        Ok(stub.fetch_with_request(request).await?)
+    }
+}
+
+impl<Op: DeserializeOwned> Call<Op> {
+    /// Reads the call an object was sent. A request without a valid call did not come
+    /// from the Worker: that is our bug, answered 500.
+    pub fn from_request(req: &Request) -> ApiResult<Self> {
+        let text = req
+            .headers()
+            .get(CALL_HEADER)?
+            .ok_or_else(|| ApiError::internal("a request reached an object without a call"))?;
+        serde_json::from_str(&text).map_err(|e| ApiError::internal(format!("bad call: {e}")))
+    }
+}
+
+/// JSON with every non-ASCII character escaped, so it fits in a header value.
+pub fn ascii_json(value: &impl Serialize) -> ApiResult<String> {
+    let text = serde_json::to_string(value).map_err(ApiError::internal)?;
+    if text.is_ascii() {
+        return Ok(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_round_trip_through_ascii_json() {
+        let call = Call {
+            caller: Caller {
+                actor: "zoë 🦀".into(),
+                expires_at: 1_700_000_000,
+            },
+            op: AggregateOp::Events {
+                after: 3,
+                before: None,
+                limit: 100,
+                backward: false,
+                encoding: Encoding::Ndjson,
+            },
+        };
+        let text = ascii_json(&call).unwrap();
+        assert!(text.is_ascii(), "{text}");
+        assert_eq!(
+            serde_json::from_str::<Call<AggregateOp>>(&text).unwrap(),
+            call
+        );
+    }
+}

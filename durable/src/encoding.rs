@@ -1,0 +1,225 @@
+//! Wire encodings: JSON responses, MessagePack request bodies, and the three listing
+//! encodings (JSON, NDJSON, MessagePack) chosen by `Accept`.
+
+use domain::EventEnvelope;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use worker::{Headers, Response};
+
+/// The media types read and written as MessagePack (requests and `Accept` alike).
+pub const MSGPACK_MEDIA_TYPES: &[&str] = &[
+    "application/msgpack",
+    "application/x-msgpack",
+    "application/vnd.msgpack",
+];
+
+/// Decodes a MessagePack request body into the JSON value it stands for. Refuses what has
+/// no JSON form — NaN and infinite floats, binary and extension values, non-string map
+/// keys — and trailing bytes, instead of letting them turn silently into `null` (a NaN
+/// `expected_version` would otherwise read as "any").
+pub fn msgpack_to_json(body: &[u8]) -> Result<Value, String> {
+    let mut reader = body;
+    let value = rmpv::decode::read_value_with_max_depth(&mut reader, domain::codec::MAX_DEPTH)
+        .map_err(|e| e.to_string())?;
+    if !reader.is_empty() {
+        return Err(format!("{} bytes after the value", reader.len()));
+    }
+    to_json(value)
+}
+
+fn to_json(value: rmpv::Value) -> Result<Value, String> {
+    use rmpv::Value as Mp;
+    Ok(match value {
+        Mp::Nil => Value::Null,
+        Mp::Boolean(b) => Value::Bool(b),
+        Mp::Integer(i) => match (i.as_u64(), i.as_i64()) {
+            (Some(u), _) => Value::from(u),
+            (_, Some(n)) => Value::from(n),
+            _ => return Err("an integer out of range".into()),
+        },
+        Mp::F32(f) => finite(f64::from(f))?,
+        Mp::F64(f) => finite(f)?,
+        Mp::String(s) => Value::String(s.into_str().ok_or("a string that is not UTF-8")?),
+        Mp::Array(items) => Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?),
+        Mp::Map(entries) => Value::Object(
+            entries
+                .into_iter()
+                .map(|(k, v)| match k {
+                    Mp::String(k) => {
+                        Ok((k.into_str().ok_or("a key that is not UTF-8")?, to_json(v)?))
+                    }
+                    _ => Err("a map key that is not a string".to_owned()),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Mp::Binary(_) => return Err("a binary value (JSON has none)".into()),
+        Mp::Ext(..) => return Err("an extension value".into()),
+    })
+}
+
+fn finite(f: f64) -> Result<Value, String> {
+    serde_json::Number::from_f64(f)
+        .map(Value::Number)
+        .ok_or_else(|| "a NaN or infinite number".to_owned())
+}
+
+/// A JSON response with a status. Serializing our own types cannot fail; if it somehow
+/// did, the client still gets a JSON body.
+pub fn json_response(value: &impl Serialize, status: u16) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| {
+        br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec()
+    });
+    bytes_response(body, "application/json", status)
+}
+
+pub fn bytes_response(body: Vec<u8>, content_type: &str, status: u16) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", content_type);
+    // Building a response from bytes cannot fail in the runtime; the fallback only keeps
+    // this function total.
+    Response::from_bytes(body)
+        .or_else(|_| Response::empty())
+        .map(|r| r.with_status(status).with_headers(headers))
+        .unwrap_or_else(|_| Response::builder().with_status(500).empty())
+}
+
+/// The representation a listing is answered in, from the `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    Json,
+    Ndjson,
+    MessagePack,
+}
+
+impl Encoding {
+    /// Picks the supported media type with the highest quality in `Accept` (ties: the
+    /// first listed). No header, `*/*`, or nothing supported means JSON: a listing is
+    /// always answerable. A type offered with `q=0` is never chosen.
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        let Some(accept) = accept else {
+            return Encoding::Json;
+        };
+        let mut best: Option<(f32, Encoding)> = None;
+        for part in accept.split(',') {
+            let mut fields = part.split(';');
+            let media = fields.next().unwrap_or("").trim().to_ascii_lowercase();
+            let quality = fields
+                .filter_map(|f| f.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let encoding = match media.as_str() {
+                "application/x-ndjson" | "application/ndjson" => Encoding::Ndjson,
+                m if MSGPACK_MEDIA_TYPES.contains(&m) => Encoding::MessagePack,
+                "application/json" => Encoding::Json,
+                _ => continue,
+            };
+            if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
+                best = Some((quality, encoding));
+            }
+        }
+        best.map_or(Encoding::Json, |(_, encoding)| encoding)
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Json => "application/json",
+            Encoding::Ndjson => "application/x-ndjson",
+            Encoding::MessagePack => "application/msgpack",
+        }
+    }
+}
+
+/// One page of events and the cursor to the next page.
+#[derive(Debug, Serialize)]
+pub struct EventPage {
+    pub events: Vec<EventEnvelope>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<Option<u64>>,
+}
+
+/// Renders a page in the chosen encoding. NDJSON carries one envelope per line and the
+/// cursor in the `x-next-after` / `x-next-before` header.
+pub fn page_response(page: &EventPage, encoding: Encoding) -> Response {
+    let mut response = match encoding {
+        Encoding::Json => json_response(page, 200),
+        Encoding::MessagePack => {
+            bytes_response(domain::codec::encode(page), encoding.content_type(), 200)
+        }
+        Encoding::Ndjson => {
+            let mut body = Vec::new();
+            for event in &page.events {
+                if serde_json::to_writer(&mut body, event).is_ok() {
+                    body.push(b'\n');
+                }
+            }
+            bytes_response(body, encoding.content_type(), 200)
+        }
+    };
+    let cursor = |c: Option<u64>| c.map_or_else(|| "null".to_owned(), |n| n.to_string());
+    if let Some(next) = page.next_after {
+        let _ = response.headers_mut().set("x-next-after", &cursor(next));
+    }
+    if let Some(next) = page.next_before {
+        let _ = response.headers_mut().set("x-next-before", &cursor(next));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn msgpack_bodies_without_a_json_form_are_refused() {
+        let encode = |v: &Value| rmp_serde::to_vec_named(v).unwrap();
+        let ok = json!({"type": "AddCard", "data": {"n": 1.5, "k": [1, -2, null, true]}});
+        assert_eq!(msgpack_to_json(&encode(&ok)), Ok(ok.clone()));
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut body = std::collections::BTreeMap::new();
+            body.insert("expected_version", bad);
+            let bytes = rmp_serde::to_vec_named(&body).unwrap();
+            assert!(msgpack_to_json(&bytes).is_err(), "{bad} accepted");
+        }
+        let mut trailing = encode(&ok);
+        trailing.push(0xc0);
+        assert!(msgpack_to_json(&trailing).is_err());
+        assert!(
+            msgpack_to_json(&[0xc4, 0x01, 0x00]).is_err(),
+            "binary accepted"
+        );
+        assert!(
+            msgpack_to_json(&[0x81, 0x01, 0x02]).is_err(),
+            "integer key accepted"
+        );
+        assert!(
+            msgpack_to_json(&[0x92, 0x01]).is_err(),
+            "truncated accepted"
+        );
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert_eq!(Encoding::from_accept(None), Encoding::Json);
+        assert_eq!(
+            Encoding::from_accept(Some("application/x-ndjson")),
+            Encoding::Ndjson
+        );
+        assert_eq!(
+            Encoding::from_accept(Some("text/html, application/msgpack;q=0.9")),
+            Encoding::MessagePack
+        );
+        assert_eq!(Encoding::from_accept(Some("*/*")), Encoding::Json);
+        assert_eq!(
+            Encoding::from_accept(Some("application/json;q=0, application/x-ndjson")),
+            Encoding::Ndjson
+        );
+        assert_eq!(
+            Encoding::from_accept(Some("application/json;q=0.5, application/msgpack;q=0.9")),
+            Encoding::MessagePack
+        );
+    }
+}
