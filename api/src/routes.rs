@@ -17,6 +17,32 @@ pub enum Route {
         aggregate_id: String,
         op: AggregateRoute,
     },
+    /// `/v1/stream…`: the global stream of the caller's tenant.
+    Stream(StreamRoute),
+    /// `POST /v1/stream/partitions/{n}/{pause|resume|archive}`: operating a partition.
+    PartitionAdmin {
+        partition: String,
+        action: PartitionAction,
+    },
+}
+
+/// What a stream route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRoute {
+    /// `GET /v1/stream`: a page of one partition.
+    Read,
+    /// `GET /v1/stream/ws`: a partition's live feed.
+    Socket,
+    /// `GET /v1/stream/partitions`: every partition's head and retention.
+    Partitions,
+}
+
+/// An operation on one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionAction {
+    Pause,
+    Resume,
+    Archive,
 }
 
 /// What an aggregate route does.
@@ -61,6 +87,8 @@ impl Route {
                 ..
             } => Some(auth::Scope::Commands),
             Route::Aggregate { .. } => Some(auth::Scope::Read),
+            Route::Stream(_) => Some(auth::Scope::Replay),
+            Route::PartitionAdmin { .. } => Some(auth::Scope::Admin),
         }
     }
 
@@ -72,7 +100,7 @@ impl Route {
             Route::Aggregate {
                 op: AggregateRoute::Socket,
                 ..
-            }
+            } | Route::Stream(StreamRoute::Socket)
         )
     }
 }
@@ -102,6 +130,22 @@ pub fn match_route(method: &Method, path: &str) -> Result<Route, NoRoute> {
                 op,
             };
             (route, allowed)
+        }
+        ["v1", "stream"] => (Route::Stream(StreamRoute::Read), Method::Get),
+        ["v1", "stream", "ws"] => (Route::Stream(StreamRoute::Socket), Method::Get),
+        ["v1", "stream", "partitions"] => (Route::Stream(StreamRoute::Partitions), Method::Get),
+        ["v1", "stream", "partitions", partition, action] => {
+            let action = match *action {
+                "pause" => PartitionAction::Pause,
+                "resume" => PartitionAction::Resume,
+                "archive" => PartitionAction::Archive,
+                _ => return Err(NoRoute::NotFound),
+            };
+            let route = Route::PartitionAdmin {
+                partition: (*partition).to_owned(),
+                action,
+            };
+            (route, Method::Post)
         }
         _ => return Err(NoRoute::NotFound),
     };
@@ -164,7 +208,54 @@ mod tests {
                 Some(Scope::Read),
             ),
         ];
-        for (method, path, route, scope) in table {
+        let stream = [
+            (
+                Method::Get,
+                "/v1/stream",
+                Route::Stream(StreamRoute::Read),
+                Some(Scope::Replay),
+            ),
+            (
+                Method::Get,
+                "/v1/stream/ws",
+                Route::Stream(StreamRoute::Socket),
+                Some(Scope::Replay),
+            ),
+            (
+                Method::Get,
+                "/v1/stream/partitions",
+                Route::Stream(StreamRoute::Partitions),
+                Some(Scope::Replay),
+            ),
+            (
+                Method::Post,
+                "/v1/stream/partitions/2/pause",
+                Route::PartitionAdmin {
+                    partition: "2".into(),
+                    action: PartitionAction::Pause,
+                },
+                Some(Scope::Admin),
+            ),
+            (
+                Method::Post,
+                "/v1/stream/partitions/0/resume",
+                Route::PartitionAdmin {
+                    partition: "0".into(),
+                    action: PartitionAction::Resume,
+                },
+                Some(Scope::Admin),
+            ),
+            (
+                Method::Post,
+                "/v1/stream/partitions/1/archive",
+                Route::PartitionAdmin {
+                    partition: "1".into(),
+                    action: PartitionAction::Archive,
+                },
+                Some(Scope::Admin),
+            ),
+        ];
+        for (method, path, route, scope) in table.into_iter().chain(stream) {
             let matched = match_route(&method, path).unwrap();
             assert_eq!(matched, route, "{method:?} {path}");
             assert_eq!(matched.scope(), scope, "{path}");
@@ -183,6 +274,9 @@ mod tests {
             "/v1/aggregates/board/b1/events/x",
             "/healthz/x",
             "/v2/aggregates/board/b1",
+            "/v1/stream/x",
+            "/v1/stream/partitions/1",
+            "/v1/stream/partitions/1/drop",
         ] {
             assert_eq!(
                 match_route(&Method::Get, path),

@@ -40,11 +40,50 @@ pub struct Caller {
     pub expires_at: u64,
 }
 
-/// A call: the caller and the operation `Op` (one enum per object kind).
+/// A call: the caller and the operation `Op` (one enum per object kind). `caller` is
+/// `None` for calls one object makes to another (an aggregate forwarding its events).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Call<Op> {
-    pub caller: Caller,
+    pub caller: Option<Caller>,
     pub op: Op,
+}
+
+impl<Op> Call<Op> {
+    /// The authenticated caller an operation needs; its absence is our bug (500).
+    pub fn caller(&self) -> ApiResult<&Caller> {
+        self.caller
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("a client operation without a caller"))
+    }
+}
+
+/// The operations of a stream partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PartitionOp {
+    /// Take the `stream::ForwardBatch` in the body (MessagePack), from an aggregate.
+    /// 200 `ForwardAck`; 409 `ForwardRefusal::Gap`; 503 `ForwardRefusal::Paused`.
+    Append,
+    /// A page of the partition after `after`, narrowed by `filter`.
+    Read {
+        after: u64,
+        limit: usize,
+        filter: stream::StreamFilter,
+        encoding: Encoding,
+    },
+    /// Open a live socket from `after`.
+    Subscribe {
+        after: u64,
+        protocol: Option<String>,
+    },
+    /// Head, oldest hot and retained offsets, pause state.
+    Status,
+    /// Refuse forwarded events until resumed (operations, and how tests make a partition
+    /// unable to take events).
+    Pause,
+    Resume,
+    /// Seal and archive what the policy allows now, instead of waiting for the alarm.
+    Archive,
 }
 
 /// The operations of an aggregate object.
@@ -92,7 +131,6 @@ impl<Op: Serialize> Call<Op> {
             init.with_method(Method::Post);
         }
         if let Some(body) = body {
-            headers.set("content-type", "application/json")?;
             init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
         }
         init.with_headers(headers);
@@ -140,10 +178,10 @@ mod tests {
     #[test]
     fn calls_round_trip_through_ascii_json() {
         let call = Call {
-            caller: Caller {
+            caller: Some(Caller {
                 actor: "zoë 🦀".into(),
                 expires_at: 1_700_000_000,
-            },
+            }),
             op: AggregateOp::Events {
                 after: 3,
                 before: None,

@@ -3,7 +3,7 @@
 
 use worker::Env;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Largest accepted request body (413 above). Var `MAX_BODY_BYTES`.
     pub max_body_bytes: usize,
@@ -19,6 +19,22 @@ pub struct Config {
     /// Most frames a client may send per second on one socket (4029 above).
     /// Var `WS_MAX_FRAMES_PER_SECOND`.
     pub ws_max_frames_per_second: u32,
+    /// How many partitions each tenant's global stream has. Var `STREAM_PARTITIONS`
+    /// (1–256, default 4). Changing it re-maps aggregates to partitions (README). An
+    /// invalid value is an error — never a silent fallback that would move aggregates —
+    /// kept here and reported (500, logged) by whatever needs the stream.
+    pub stream_partitions: Result<stream::PartitionCount, String>,
+    /// Events per archived segment; 0 disables archiving. Var `STREAM_SEGMENT_EVENTS`.
+    pub stream_segment_events: u64,
+    /// Newest events of a partition always kept hot (in the object's SQLite).
+    /// Var `STREAM_HOT_EVENTS`.
+    pub stream_hot_events: u64,
+    /// Longest wait between two attempts to forward an aggregate's events to its
+    /// partition (ms); retries back off from 100 ms up to it. Var `STREAM_RETRY_MAX_MS`.
+    pub stream_retry_max_ms: u64,
+    /// Whether immutable reads are cached in KV (`EDGE_CACHE`). Var `EDGE_CACHE_ENABLED`
+    /// (`true`/`false`).
+    pub edge_cache: bool,
 }
 
 impl Default for Config {
@@ -30,11 +46,23 @@ impl Default for Config {
             max_subscribers: 1000,
             ws_ack_window: 1000,
             ws_max_frames_per_second: 200,
+            stream_partitions: Ok(stream::PartitionCount::default()),
+            stream_segment_events: 10_000,
+            stream_hot_events: 50_000,
+            stream_retry_max_ms: 10_000,
+            edge_cache: true,
         }
     }
 }
 
 impl Config {
+    /// The partition count, or the 500 a misconfigured `STREAM_PARTITIONS` means.
+    pub fn partitions(&self) -> crate::ApiResult<stream::PartitionCount> {
+        self.stream_partitions
+            .clone()
+            .map_err(crate::ApiError::internal)
+    }
+
     pub fn from_env(env: &Env) -> Self {
         let defaults = Self::default();
         Self {
@@ -49,6 +77,20 @@ impl Config {
                 .unwrap_or(defaults.ws_ack_window),
             ws_max_frames_per_second: var(env, "WS_MAX_FRAMES_PER_SECOND")
                 .unwrap_or(defaults.ws_max_frames_per_second),
+            stream_partitions: stream::PartitionCount::from_var(
+                env.var("STREAM_PARTITIONS")
+                    .ok()
+                    .map(|v| v.to_string())
+                    .as_deref(),
+            )
+            .map_err(|e| format!("STREAM_PARTITIONS: {e}")),
+            stream_segment_events: var(env, "STREAM_SEGMENT_EVENTS")
+                .unwrap_or(defaults.stream_segment_events),
+            stream_hot_events: var(env, "STREAM_HOT_EVENTS").unwrap_or(defaults.stream_hot_events),
+            stream_retry_max_ms: var(env, "STREAM_RETRY_MAX_MS")
+                .filter(|ms| *ms >= 100)
+                .unwrap_or(defaults.stream_retry_max_ms),
+            edge_cache: var::<bool>(env, "EDGE_CACHE_ENABLED").unwrap_or(defaults.edge_cache),
         }
     }
 }

@@ -168,6 +168,80 @@ pub fn page_response(page: &EventPage, encoding: Encoding) -> Response {
     response
 }
 
+/// One page of the global stream (`GET /v1/stream`).
+#[derive(Debug, Serialize)]
+pub struct StreamPage {
+    pub events: Vec<EventEnvelope>,
+    /// The offset to read on from (`after=`): the last offset this page looked at, which
+    /// a filtered page may pass without returning anything; `null` when it reached the head.
+    pub next_after: Option<u64>,
+    /// The partition's head when the page was read.
+    pub head: u64,
+}
+
+/// Envelopes per chunk of a streamed page.
+const CHUNK_EVENTS: usize = 256;
+
+/// Renders a stream page. JSON and NDJSON bodies are streamed: each chunk of
+/// [`CHUNK_EVENTS`] envelopes is serialized only when the runtime pulls it, so the
+/// encoded page never sits whole in memory (the events themselves are bounded by the
+/// read budget). MessagePack needs the array length first and is encoded at once.
+/// The cursor is also in the `x-next-after` header (`null` at the head).
+pub fn stream_page_response(page: StreamPage, encoding: Encoding) -> crate::ApiResult<Response> {
+    let cursor = page
+        .next_after
+        .map_or_else(|| "null".to_owned(), |n| n.to_string());
+    let mut response = match encoding {
+        Encoding::MessagePack => {
+            bytes_response(domain::codec::encode(&page), encoding.content_type(), 200)
+        }
+        Encoding::Json | Encoding::Ndjson => {
+            let ndjson = encoding == Encoding::Ndjson;
+            let StreamPage {
+                events,
+                next_after: _,
+                head,
+            } = page;
+            let tail = format!(r#"],"next_after":{cursor},"head":{head}}}"#);
+            let mut events = events.into_iter().peekable();
+            let mut started = false;
+            let mut finished = false;
+            let chunks = std::iter::from_fn(move || {
+                if finished {
+                    return None;
+                }
+                let mut chunk = Vec::new();
+                if !started {
+                    started = true;
+                    if !ndjson {
+                        chunk.extend_from_slice(br#"{"events":["#);
+                    }
+                }
+                for event in events.by_ref().take(CHUNK_EVENTS) {
+                    if serde_json::to_writer(&mut chunk, &event).is_ok() {
+                        chunk.push(if ndjson { b'\n' } else { b',' });
+                    }
+                }
+                if events.peek().is_none() {
+                    finished = true;
+                    if !ndjson {
+                        if chunk.last() == Some(&b',') {
+                            chunk.pop();
+                        }
+                        chunk.extend_from_slice(tail.as_bytes());
+                    }
+                }
+                Some(Ok::<Vec<u8>, worker::Error>(chunk))
+            });
+            let headers = Headers::new();
+            headers.set("content-type", encoding.content_type())?;
+            Response::from_stream(futures_util::stream::iter(chunks))?.with_headers(headers)
+        }
+    };
+    response.headers_mut().set("x-next-after", &cursor)?;
+    Ok(response)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,6 +160,12 @@ impl From<ExecuteError> for ApiError {
     }
 }
 
+impl From<domain::store::StoreError> for ApiError {
+    fn from(e: domain::store::StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
 impl From<LoadError> for ApiError {
     fn from(e: LoadError) -> Self {
         match e {

@@ -20,7 +20,8 @@
 //! * [`config`] — limits and tunables read from the Worker's vars.
 //! * [`clock`] — the one clock and event-id source.
 
-pub mod aggregate_object;
+pub mod aggregate;
+pub mod cache;
 pub mod call;
 pub mod clock;
 pub mod config;
@@ -29,9 +30,11 @@ pub mod error;
 pub mod feed;
 pub mod names;
 pub mod params;
+pub mod partition;
 pub mod sockets;
-pub mod sqlite;
+pub mod sql;
 
-pub use aggregate_object::AggregateObject;
+pub use aggregate::AggregateObject;
 pub use config::Config;
 pub use error::{ApiError, ApiResult};
+pub use partition::StreamPartition;

@@ -110,7 +110,12 @@ pub async fn handle(
         .id_from_name(&name.to_string())?
         .get_stub()?;
     let upgrade = route == AggregateRoute::Socket;
-    Call { caller, op }.send(&stub, upgrade, body).await
+    Call {
+        caller: Some(caller),
+        op,
+    }
+    .send(&stub, upgrade, body)
+    .await
 }
 
 /// `?at_version=N` or `?as_of=RFC3339` (not both), or neither for the current state.

@@ -10,7 +10,7 @@
 //! coalescing commits it as one unit. Live sockets use the hibernation API and the feed
 //! engine ([`crate::feed`]): idle subscribers cost nothing and survive eviction.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use domain::EventEnvelope;
 use domain::command_service::{CommandInputs, CommandRequest, Loaded};
@@ -22,7 +22,7 @@ use worker::{
     WebSocketPair, durable_object,
 };
 
-use crate::call::{AggregateOp, Call, Caller, INSTANCE_HEADER};
+use crate::call::{AggregateOp, Call, Caller, INSTANCE_HEADER, PartitionOp};
 use crate::clock::{at_unix_ms, new_event_id, now_ms};
 use crate::config::Config;
 use crate::encoding::{Encoding, EventPage, json_response, page_response};
@@ -31,14 +31,26 @@ use crate::feed::{Feed, FeedLimits, FeedLog, event_frame};
 use crate::names::ObjectName;
 use crate::params::MAX_SAFE_INTEGER;
 use crate::sockets;
-use crate::sqlite::SqliteStore;
+pub mod store;
+
+use store::SqliteStore;
+
+/// The Durable Object namespace binding of stream partitions.
+pub const PARTITIONS: &str = "PARTITIONS";
+
+/// Most events per forwarded batch (a batch is also bounded by the read budget).
+const FORWARD_BATCH: usize = 500;
 
 #[durable_object]
 pub struct AggregateObject {
     state: State,
+    env: Env,
     config: Config,
     /// Which aggregate this is, from the object's own name.
     identity: Option<Identity>,
+    /// Whether an alarm is already set to forward what was committed (cleared when it
+    /// fires), so a burst of commands sets it once.
+    forward_armed: Cell<bool>,
     /// Opened lazily: `new` cannot fail, opening can.
     store: RefCell<Option<SqliteStore>>,
     /// The aggregate's state and version, cached between requests; rebuilt on wake.
@@ -76,8 +88,9 @@ impl DurableObject for AggregateObject {
                 ObjectName::Aggregate {
                     aggregate_type,
                     aggregate_id,
-                    ..
+                    tenant,
                 } => Some(Identity {
+                    tenant,
                     aggregate_type,
                     aggregate_id,
                 }),
@@ -86,7 +99,9 @@ impl DurableObject for AggregateObject {
         Self {
             state,
             config: Config::from_env(&env),
+            env,
             identity,
+            forward_armed: Cell::new(false),
             store: RefCell::new(None),
             loaded: RefCell::new(None),
             instance: uuid::Uuid::new_v4().to_string(),
@@ -102,8 +117,13 @@ impl DurableObject for AggregateObject {
         Ok(response)
     }
 
-    /// The alarm closes sockets whose token has expired.
+    /// The alarm forwards committed events to the stream partition (retrying with
+    /// backoff until it acknowledges them) and closes sockets whose token has expired.
     async fn alarm(&self) -> Result<Response> {
+        self.forward_armed.set(false);
+        if let Some(retry_at) = self.forward().await {
+            self.alarm_by(retry_at).await;
+        }
         self.close_expired_sockets().await;
         Response::empty()
     }
@@ -157,13 +177,16 @@ impl AggregateObject {
             .identity
             .as_ref()
             .ok_or_else(|| ApiError::internal("an aggregate object without an aggregate name"))?;
+        let caller = call.caller().cloned();
+        let caller = || caller.clone();
         match call.op {
             AggregateOp::Command { idempotency_key } => {
+                let caller = &caller()?;
                 let body = req.bytes().await?;
                 let request: CommandRequest = serde_json::from_slice(&body).map_err(|e| {
                     ApiError::internal(format!("the Worker sent a bad command: {e}"))
                 })?;
-                self.command(id, &call.caller, request, idempotency_key.as_deref())
+                self.command(id, caller, request, idempotency_key.as_deref())
             }
             AggregateOp::State {
                 at_version,
@@ -189,7 +212,7 @@ impl AggregateObject {
                 self.list_events(id, query, encoding)
             }
             AggregateOp::Subscribe { after, protocol } => {
-                self.subscribe(id, &call.caller, after, protocol).await
+                self.subscribe(id, &caller()?, after, protocol).await
             }
         }
     }
@@ -245,7 +268,8 @@ impl AggregateObject {
             Ok(loaded.execute(store, request, inputs, snapshot_every)?)
         })?;
         let envelopes: Vec<EventEnvelope> = outcome.events.iter().map(|e| id.envelope(e)).collect();
-        if !outcome.replayed {
+        if !outcome.replayed && !envelopes.is_empty() {
+            self.arm_forwarding();
             self.broadcast(&envelopes);
         }
         let mut response = json_response(
@@ -388,7 +412,7 @@ impl AggregateObject {
             }
             Ok(())
         })?;
-        self.close_expired_by(caller.expires_at).await;
+        self.alarm_by(secs_to_ms(caller.expires_at)).await;
         let mut response = Response::from_websocket(pair.client)?;
         if let Some(protocol) = protocol {
             response
@@ -398,10 +422,21 @@ impl AggregateObject {
         Ok(response)
     }
 
-    /// Makes sure the alarm fires by `expires_at` (Unix seconds), so sockets whose token
-    /// expires are closed even when no event is ever written to them.
-    async fn close_expired_by(&self, expires_at: u64) {
-        let at_ms = expires_at.saturating_mul(1000).min(MAX_SAFE_INTEGER) as i64;
+    /// Sets the alarm to fire now, in the same synchronous step as the append it
+    /// follows: the alarm write joins the append's write (the object's write coalescing
+    /// commits both or neither), so committed events are always forwarded — after a crash
+    /// too — without an `.await` inside the command. Polling `set_alarm` once issues the
+    /// runtime call; nothing is left to wait for.
+    fn arm_forwarding(&self) {
+        if self.forward_armed.replace(true) {
+            return;
+        }
+        let storage = self.state.storage();
+        let _ = futures_util::FutureExt::now_or_never(storage.set_alarm(at_unix_ms(now_ms())));
+    }
+
+    /// Makes sure the alarm fires by `at_ms` (Unix ms): never moves a sooner one later.
+    async fn alarm_by(&self, at_ms: i64) {
         let storage = self.state.storage();
         let current = storage.get_alarm().await.ok().flatten();
         if current.is_none_or(|current| current > at_ms) {
@@ -425,7 +460,81 @@ impl AggregateObject {
             }
         }
         if let Some(next) = next {
-            self.close_expired_by(next).await;
+            self.alarm_by(secs_to_ms(next)).await;
+        }
+    }
+
+    /// Forwards what the partition has not acknowledged yet. Returns when to try again
+    /// if the partition could not take it (paused, unreachable, misconfigured).
+    async fn forward(&self) -> Option<i64> {
+        let id = self.identity.as_ref()?;
+        match self.forward_pending(id).await {
+            Ok(()) => None,
+            Err(error) => {
+                let attempts = self
+                    .with_aggregate(id, |store, _| Ok(store.forward_failed()?))
+                    .unwrap_or(1);
+                let backoff = 100u64
+                    .saturating_mul(1 << attempts.min(20).saturating_sub(1))
+                    .min(self.config.stream_retry_max_ms);
+                if attempts == 1 || attempts.is_multiple_of(10) {
+                    worker::console_warn!(
+                        "forwarding {}/{} to its partition failed ({attempts} in a row; next try in {backoff} ms): {error}",
+                        id.aggregate_type,
+                        id.aggregate_id
+                    );
+                }
+                Some(now_ms() + backoff as i64)
+            }
+        }
+    }
+
+    async fn forward_pending(&self, id: &Identity) -> ApiResult<()> {
+        let partitions = self.config.partitions()?;
+        let partition = partitions.partition_of(&id.aggregate_type, &id.aggregate_id);
+        let name = ObjectName::partition(&id.tenant, partition).to_string();
+        let stub = self
+            .env
+            .durable_object(PARTITIONS)?
+            .id_from_name(&name)?
+            .get_stub()?;
+        loop {
+            let events = self.with_aggregate(id, |store, _| {
+                let after = store.forwarded_through()?;
+                Ok(store.read_for_forwarding(after, FORWARD_BATCH)?)
+            })?;
+            if events.is_empty() {
+                return Ok(());
+            }
+            let batch = stream::ForwardBatch {
+                aggregate_type: id.aggregate_type.clone(),
+                aggregate_id: id.aggregate_id.clone(),
+                events,
+            };
+            let call = Call {
+                caller: None,
+                op: PartitionOp::Append,
+            };
+            let mut response = call.send(&stub, false, Some(batch.encode())).await?;
+            let through = match response.status_code() {
+                200 => {
+                    response
+                        .json::<stream::ForwardAck>()
+                        .await?
+                        .accepted_through
+                }
+                409 => match response.json::<stream::ForwardRefusal>().await? {
+                    stream::ForwardRefusal::Gap { expected } => expected.saturating_sub(1),
+                    refusal => return Err(ApiError::internal(format!("refused: {refusal:?}"))),
+                },
+                status => {
+                    let text = response.text().await.unwrap_or_default();
+                    return Err(ApiError::internal(format!(
+                        "partition answered {status}: {text}"
+                    )));
+                }
+            };
+            self.with_aggregate(id, |store, _| Ok(store.set_forwarded_through(through)?))?;
         }
     }
 
@@ -503,8 +612,13 @@ impl FeedLog for AggregateLog<'_> {
     }
 }
 
+fn secs_to_ms(unix_secs: u64) -> i64 {
+    unix_secs.saturating_mul(1000).min(MAX_SAFE_INTEGER) as i64
+}
+
 /// The aggregate an object serves, from its name.
 struct Identity {
+    tenant: String,
     aggregate_type: String,
     aggregate_id: String,
 }

@@ -17,6 +17,8 @@ use domain::store::{
 use serde_json::json;
 use worker::{SqlStorage, SqlStorageValue};
 
+use crate::sql::{int, integer, migrate, scalar, text};
+
 /// The schema, as migrations: entry `i` brings a database from version `i` to `i + 1`.
 /// Append new entries; never edit a released one. Objects migrate themselves when they
 /// open their store, before any request is served.
@@ -46,6 +48,17 @@ CREATE TABLE snapshots (
     seq   INTEGER PRIMARY KEY,
     state BLOB    NOT NULL
 );
+",
+    // The log is its own outbox (ARCHITECTURE.md, "Forwarding"): events with seq above
+    // `forwarded_through` are committed and not yet acknowledged by the stream partition.
+    // Existing logs start at 0, so their history is forwarded too.
+    "
+CREATE TABLE outbox (
+    id                INTEGER PRIMARY KEY CHECK (id = 1),
+    forwarded_through INTEGER NOT NULL,
+    attempts          INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO outbox (id, forwarded_through) VALUES (1, 0);
 "];
 
 /// The event columns every read returns and every append writes, in this one order: the
@@ -117,37 +130,12 @@ fn store_err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
-fn int(v: u64) -> SqlStorageValue {
-    // seqs and times stay far below 2^53 (checked at the edge), so this is exact.
-    SqlStorageValue::Integer(v as i64)
-}
-
 impl SqliteStore {
     /// Opens the store, migrating the schema to the current version if needed. Runs with
     /// no `.await`, so a migration and its version record commit together.
     pub fn open(sql: SqlStorage) -> Result<Self, StoreError> {
-        let store = Self { sql };
-        store
-            .sql
-            .exec(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
-                None,
-            )
-            .map_err(store_err)?;
-        let current = store
-            .scalar("SELECT max(version) FROM schema_migrations", vec![])?
-            .unwrap_or(0) as usize;
-        for (version, migration) in MIGRATIONS.iter().enumerate().skip(current) {
-            store.sql.exec(migration, None).map_err(store_err)?;
-            store
-                .sql
-                .exec(
-                    "INSERT INTO schema_migrations (version) VALUES (?)",
-                    vec![int(version as u64 + 1)],
-                )
-                .map_err(store_err)?;
-        }
-        Ok(store)
+        migrate(&sql, MIGRATIONS).map_err(StoreError)?;
+        Ok(Self { sql })
     }
 
     fn query_events(
@@ -162,33 +150,12 @@ impl SqliteStore {
             .collect()
     }
 
-    fn scalar(&self, sql: &str, bindings: Vec<SqlStorageValue>) -> Result<Option<i64>, StoreError> {
-        let cursor = self.sql.exec(sql, bindings).map_err(store_err)?;
-        match cursor.raw().next() {
-            Some(row) => match row.map_err(store_err)?.first() {
-                Some(SqlStorageValue::Integer(n)) => Ok(Some(*n)),
-                Some(SqlStorageValue::Float(f)) => Ok(Some(*f as i64)),
-                _ => Ok(None),
-            },
-            None => Ok(None),
-        }
-    }
-}
-
-fn text(v: &SqlStorageValue) -> Option<String> {
-    match v {
-        SqlStorageValue::String(s) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn integer(v: &SqlStorageValue) -> Result<i64, StoreError> {
-    match v {
-        SqlStorageValue::Integer(n) => Ok(*n),
-        SqlStorageValue::Float(f) => Ok(*f as i64),
-        other => Err(StoreError(format!(
-            "expected an integer column, got {other:?}"
-        ))),
+    fn scalar(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<Option<i64>, StoreError> {
+        scalar(&self.sql, query, bindings).map_err(StoreError)
     }
 }
 
@@ -211,6 +178,14 @@ fn event_row(e: &StoredEvent) -> serde_json::Value {
 
 /// A row selected with [`select_list`] back into an event.
 fn decode_row(row: &[SqlStorageValue]) -> Result<StoredEvent, StoreError> {
+    let (mut event, payload) = decode_columns(row)?;
+    event.data = codec::decode(payload)?;
+    Ok(event)
+}
+
+/// A row selected with [`select_list`]: the event with its `data` still `null`, and its
+/// payload bytes (MessagePack) as stored.
+fn decode_columns(row: &[SqlStorageValue]) -> Result<(StoredEvent, &[u8]), StoreError> {
     let [
         seq,
         event_id,
@@ -233,20 +208,93 @@ fn decode_row(row: &[SqlStorageValue]) -> Result<StoredEvent, StoreError> {
     let SqlStorageValue::Blob(payload) = payload else {
         return Err(StoreError("payload is not a blob".into()));
     };
-    Ok(StoredEvent {
-        seq: integer(seq)? as u64,
+    let event = StoredEvent {
+        seq: integer(seq).map_err(StoreError)? as u64,
         event_id: text(event_id).unwrap_or_default(),
         event_type: text(event_type).unwrap_or_default(),
-        schema_version: integer(schema_version)? as u32,
-        data: codec::decode(payload)?,
-        recorded_at_ms: integer(recorded_at)?,
+        schema_version: integer(schema_version).map_err(StoreError)? as u32,
+        data: serde_json::Value::Null,
+        recorded_at_ms: integer(recorded_at).map_err(StoreError)?,
         metadata: Metadata {
             command_id: text(command_id),
             correlation_id: text(correlation_id),
             causation_id: text(causation_id),
             actor: text(actor),
         },
-    })
+    };
+    Ok((event, payload))
+}
+
+/// The outbox: what forwarding to the stream partition needs from the log.
+impl SqliteStore {
+    /// The highest seq the partition has acknowledged.
+    pub fn forwarded_through(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .scalar("SELECT forwarded_through FROM outbox", vec![])?
+            .unwrap_or(0) as u64)
+    }
+
+    /// Records the partition's acknowledgement through `seq` (and resets the retry count).
+    pub fn set_forwarded_through(&mut self, seq: u64) -> Result<(), StoreError> {
+        self.sql
+            .exec(
+                "UPDATE outbox SET forwarded_through = ?, attempts = 0",
+                vec![int(seq)],
+            )
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    /// Counts a failed forwarding attempt; returns how many failed in a row.
+    pub fn forward_failed(&mut self) -> Result<u32, StoreError> {
+        self.sql
+            .exec("UPDATE outbox SET attempts = attempts + 1", None)
+            .map_err(store_err)?;
+        Ok(self
+            .scalar("SELECT attempts FROM outbox", vec![])?
+            .unwrap_or(1) as u32)
+    }
+
+    /// Up to `limit` events after `after` as they are forwarded: payloads as the stored
+    /// MessagePack bytes, untouched. Bounded by [`READ_BUDGET_BYTES`] like every read.
+    pub fn read_for_forwarding(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<stream::ForwardedEvent>, StoreError> {
+        let cursor = self
+            .sql
+            .exec(
+                &format!(
+                    "SELECT {columns} FROM (
+                         SELECT *, sum(length(payload)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING)
+                                   - length(payload) AS bytes_before
+                         FROM (SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?)
+                     )
+                     WHERE bytes_before < ?
+                     ORDER BY seq",
+                    columns = select_list()
+                ),
+                vec![int(after), int(limit as u64), int(READ_BUDGET_BYTES)],
+            )
+            .map_err(store_err)?;
+        cursor
+            .raw()
+            .map(|row| {
+                let row = row.map_err(store_err)?;
+                let (event, payload) = decode_columns(&row)?;
+                Ok(stream::ForwardedEvent {
+                    seq: event.seq,
+                    event_id: event.event_id,
+                    event_type: event.event_type,
+                    schema_version: event.schema_version,
+                    data_msgpack: payload.to_vec(),
+                    recorded_at_ms: event.recorded_at_ms,
+                    metadata: event.metadata,
+                })
+            })
+            .collect()
+    }
 }
 
 impl EventStore for SqliteStore {
@@ -356,7 +404,7 @@ impl EventStore for SqliteStore {
         let row = row.map_err(store_err)?;
         let version = match (version, row.get(1)) {
             (Some(version), _) => version,
-            (None, Some(value)) => integer(value)? as u64,
+            (None, Some(value)) => integer(value).map_err(StoreError)? as u64,
             (None, None) => return Ok(None),
         };
         Ok(Some(IdempotentResult {
@@ -386,7 +434,7 @@ impl EventStore for SqliteStore {
         match cursor.raw().next() {
             Some(row) => match row.map_err(store_err)?.as_slice() {
                 [seq, SqlStorageValue::Blob(state)] => Ok(Some(Snapshot {
-                    seq: integer(seq)? as u64,
+                    seq: integer(seq).map_err(StoreError)? as u64,
                     state: state.clone(),
                 })),
                 _ => Ok(None),

@@ -1,0 +1,528 @@
+//! `StreamPartition`: one Durable Object per partition of a tenant's global stream.
+//!
+//! Aggregates forward their committed events here ([`PartitionOp::Append`]); the
+//! partition takes each aggregate's events exactly once and in seq order (its watermark,
+//! `stream::watermark`), gives them dense offsets from 1, pushes them to live stream
+//! sockets through the feed engine, and serves paged reads. Old ranges are sealed into
+//! MessagePack segments in R2 (`STREAM_ARCHIVE`) by an alarm, keeping the newest
+//! `STREAM_HOT_EVENTS` in SQLite; reads span archive and hot table.
+//!
+//! The object knows its tenant and number from its name (`"{tenant}/partition/{n}"`).
+
+pub mod store;
+
+use std::cell::RefCell;
+
+use domain::Position;
+use stream::{ForwardBatch, ForwardRefusal, Segment, SegmentEvent, StreamFilter};
+use worker::{
+    Bucket, DurableObject, Env, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair, durable_object,
+};
+
+use crate::cache::EdgeCache;
+use crate::call::{Call, INSTANCE_HEADER, PartitionOp};
+use crate::clock::{at_unix_ms, now_ms};
+use crate::config::Config;
+use crate::encoding::{Encoding, StreamPage, json_response, stream_page_response};
+use crate::error::{ApiError, ApiResult};
+use crate::feed::{Feed, FeedLimits, FeedLog, event_frame};
+use crate::names::ObjectName;
+use crate::sockets;
+use store::{PartitionStore, READ_BUDGET_BYTES};
+
+/// The R2 bucket binding of archived segments.
+pub const ARCHIVE_BINDING: &str = "STREAM_ARCHIVE";
+
+#[durable_object]
+pub struct StreamPartition {
+    state: State,
+    env: Env,
+    config: Config,
+    /// Tenant and partition number, from the object's own name.
+    identity: Option<(String, u32)>,
+    store: RefCell<Option<PartitionStore>>,
+    instance: String,
+}
+
+impl DurableObject for StreamPartition {
+    fn new(state: State, env: Env) -> Self {
+        let identity = match state.id().name().as_deref().and_then(ObjectName::parse) {
+            Some(ObjectName::Partition { tenant, partition }) => Some((tenant, partition)),
+            _ => None,
+        };
+        Self {
+            config: Config::from_env(&env),
+            state,
+            env,
+            identity,
+            store: RefCell::new(None),
+            instance: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let mut response = match self.handle(req).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        };
+        let _ = response.headers_mut().set(INSTANCE_HEADER, &self.instance);
+        Ok(response)
+    }
+
+    /// Archives what the policy allows, and closes sockets whose token expired.
+    async fn alarm(&self) -> Result<Response> {
+        if let Err(error) = self.archive().await {
+            worker::console_error!("archiving failed: {error}");
+            let _ = self
+                .state
+                .storage()
+                .set_alarm(at_unix_ms(now_ms() + 30_000))
+                .await;
+        }
+        self.close_expired_sockets().await;
+        Response::empty()
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let text = match message {
+            WebSocketIncomingMessage::String(text) => Some(text),
+            WebSocketIncomingMessage::Binary(_) => None,
+        };
+        self.on_client_frame(&ws, text.as_deref());
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        if let Some(mut feed) = sockets::load(&ws) {
+            feed.on_client_close();
+            sockets::save(&ws, &feed);
+        }
+        let code = u16::try_from(code)
+            .ok()
+            .filter(|c| *c == 1000 || (3000..5000).contains(c))
+            .unwrap_or(1000);
+        let _ = ws.close(Some(code), Some(reason));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        if let Some(mut feed) = sockets::load(&ws) {
+            let actions = feed.close_internal();
+            sockets::save_and_apply(&ws, &feed, actions);
+        }
+        Ok(())
+    }
+}
+
+impl StreamPartition {
+    fn identity(&self) -> ApiResult<(&str, u32)> {
+        self.identity
+            .as_ref()
+            .map(|(tenant, partition)| (tenant.as_str(), *partition))
+            .ok_or_else(|| ApiError::internal("a partition object without a partition name"))
+    }
+
+    fn with_store<T>(&self, f: impl FnOnce(&mut PartitionStore) -> ApiResult<T>) -> ApiResult<T> {
+        let mut slot = self.store.borrow_mut();
+        if slot.is_none() {
+            *slot =
+                Some(PartitionStore::open(self.state.storage().sql()).map_err(ApiError::internal)?);
+        }
+        let store = slot
+            .as_mut()
+            .ok_or_else(|| ApiError::internal("partition store not open"))?;
+        f(store)
+    }
+
+    async fn handle(&self, mut req: Request) -> ApiResult<Response> {
+        let call: Call<PartitionOp> = Call::from_request(&req)?;
+        let (_, partition) = self.identity()?;
+        let expires_at = call.caller().map(|c| c.expires_at);
+        match call.op {
+            PartitionOp::Append => {
+                let body = req.bytes().await?;
+                let batch = ForwardBatch::decode(&body)
+                    .map_err(|e| ApiError::bad_request(format!("bad forward batch: {e}")))?;
+                self.append(&batch)
+            }
+            PartitionOp::Read {
+                after,
+                limit,
+                filter,
+                encoding,
+            } => self.read(after, limit, &filter, encoding).await,
+            PartitionOp::Subscribe { after, protocol } => {
+                self.subscribe(expires_at?, after, protocol).await
+            }
+            PartitionOp::Status => {
+                let status =
+                    self.with_store(|s| s.status(partition).map_err(ApiError::internal))?;
+                Ok(json_response(&status, 200))
+            }
+            PartitionOp::Pause | PartitionOp::Resume => {
+                let paused = call.op == PartitionOp::Pause;
+                let status = self.with_store(|s| {
+                    s.set_paused(paused).map_err(ApiError::internal)?;
+                    s.status(partition).map_err(ApiError::internal)
+                })?;
+                Ok(json_response(&status, 200))
+            }
+            PartitionOp::Archive => {
+                self.archive().await.map_err(ApiError::internal)?;
+                let status =
+                    self.with_store(|s| s.status(partition).map_err(ApiError::internal))?;
+                Ok(json_response(&status, 200))
+            }
+        }
+    }
+
+    /// Takes a forwarded batch: no `.await` from the watermark check to the fan-out.
+    fn append(&self, batch: &ForwardBatch) -> ApiResult<Response> {
+        let (_, partition) = self.identity()?;
+        let outcome = self.with_store(|s| s.append(batch).map_err(ApiError::internal))?;
+        let (ack, appended) = match outcome {
+            Ok(done) => done,
+            Err(refusal @ ForwardRefusal::Gap { .. }) => return Ok(json_response(&refusal, 409)),
+            Err(refusal @ ForwardRefusal::Paused) => return Ok(json_response(&refusal, 503)),
+        };
+        if let (Some(first), Some(last)) = (appended.first(), appended.last()) {
+            self.broadcast(partition, &appended);
+            let size = self.config.stream_segment_events;
+            if size > 0 && last.offset / size > (first.offset - 1) / size {
+                // A segment's worth more: let the alarm archive what the policy allows.
+                let _ = futures_util::FutureExt::now_or_never(
+                    self.state.storage().set_alarm(at_unix_ms(now_ms() + 1_000)),
+                );
+            }
+        }
+        Ok(json_response(&ack, 200))
+    }
+
+    async fn read(
+        &self,
+        after: u64,
+        limit: usize,
+        filter: &StreamFilter,
+        encoding: Encoding,
+    ) -> ApiResult<Response> {
+        let (tenant, partition) = self.identity()?;
+        let (head, archived) = self.with_store(|s| {
+            let head = s.head().map_err(ApiError::internal)?;
+            let oldest_hot = s.oldest_hot().map_err(ApiError::internal)?;
+            let archived = match oldest_hot {
+                Some(oldest) if after + 1 >= oldest => None,
+                _ => s.segment_holding(after + 1).map_err(ApiError::internal)?,
+            };
+            Ok((head, archived))
+        })?;
+        let (events, next_after) = match archived {
+            Some((first, last)) => {
+                let segment = self.segment(tenant, partition, first, last).await?;
+                let mut events = Vec::new();
+                let mut bytes = 0;
+                let mut next_after = last;
+                for event in segment.events_after(after) {
+                    if events.len() >= limit || bytes >= READ_BUDGET_BYTES {
+                        next_after = events.last().map_or(after, |e: &SegmentEvent| e.offset);
+                        break;
+                    }
+                    if filter.matches(
+                        &event.aggregate_type,
+                        &event.event.event_type,
+                        event.event.recorded_at_ms,
+                    ) {
+                        bytes += event.event.data_msgpack.len();
+                        events.push(event.clone());
+                    }
+                }
+                (events, (next_after < head).then_some(next_after))
+            }
+            None => {
+                let page =
+                    self.with_store(|s| s.read(after, limit, filter).map_err(ApiError::internal))?;
+                (page.events, page.next_after)
+            }
+        };
+        let envelopes = events
+            .iter()
+            .map(|e| e.envelope(partition))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(ApiError::internal)?;
+        stream_page_response(
+            StreamPage {
+                events: envelopes,
+                next_after,
+                head,
+            },
+            encoding,
+        )
+    }
+
+    /// An archived segment, from the edge cache or R2.
+    async fn segment(
+        &self,
+        tenant: &str,
+        partition: u32,
+        first: u64,
+        last: u64,
+    ) -> ApiResult<Segment> {
+        let key = stream::segment::object_key(tenant, partition, first, last);
+        let cache = EdgeCache::from_env(&self.env, &self.config);
+        let cache_key = EdgeCache::key(&["segment", &key]);
+        let bytes = match cache.get(&cache_key).await {
+            Some(bytes) => bytes,
+            None => {
+                let object = self
+                    .archive_bucket()?
+                    .get(&key)
+                    .execute()
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::internal(format!("segment {key} is missing from R2"))
+                    })?;
+                let bytes = object
+                    .body()
+                    .ok_or_else(|| ApiError::internal(format!("segment {key} has no body")))?
+                    .bytes()
+                    .await?;
+                cache.put(&cache_key, &bytes).await;
+                bytes
+            }
+        };
+        Segment::decode(&bytes).map_err(ApiError::internal)
+    }
+
+    fn archive_bucket(&self) -> ApiResult<Bucket> {
+        Ok(self.env.bucket(ARCHIVE_BINDING)?)
+    }
+
+    /// Seals what the policy allows into segments in R2, then drops them from the hot
+    /// table. A crash between the upload and the drop re-uploads the same key next time.
+    async fn archive(&self) -> std::result::Result<(), String> {
+        let segment_size = self.config.stream_segment_events;
+        if segment_size == 0 {
+            return Ok(());
+        }
+        let (tenant, partition) = self.identity().map_err(|e| e.message)?;
+        loop {
+            let ranges = self
+                .with_store(|s| {
+                    let head = s.head().map_err(ApiError::internal)?;
+                    let Some(oldest) = s.oldest_hot().map_err(ApiError::internal)? else {
+                        return Ok(Vec::new());
+                    };
+                    Ok(stream::segment::seal_ranges(
+                        oldest,
+                        head,
+                        segment_size,
+                        self.config.stream_hot_events,
+                    ))
+                })
+                .map_err(|e| e.message)?;
+            if ranges.is_empty() {
+                return Ok(());
+            }
+            for (first, last) in ranges {
+                let events = self
+                    .with_store(|s| s.range(first, last).map_err(ApiError::internal))
+                    .map_err(|e| e.message)?;
+                let segment = Segment::new(partition, events).map_err(|e| e.to_string())?;
+                let bytes = segment.encode();
+                let key = segment.object_key(tenant);
+                self.archive_bucket()
+                    .map_err(|e| e.message)?
+                    .put(&key, bytes.clone())
+                    .execute()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.with_store(|s| {
+                    s.sealed(first, last, bytes.len())
+                        .map_err(ApiError::internal)
+                })
+                .map_err(|e| e.message)?;
+            }
+        }
+    }
+
+    fn feed_limits(&self) -> FeedLimits {
+        FeedLimits {
+            window: self.config.ws_ack_window,
+            max_frames_per_second: self.config.ws_max_frames_per_second,
+            cursor: "offset",
+        }
+    }
+
+    /// A live socket from `after` (hot offsets only: archived history is read with
+    /// `GET /v1/stream`, then the socket continues from there).
+    async fn subscribe(
+        &self,
+        expires_at: u64,
+        after: u64,
+        protocol: Option<String>,
+    ) -> ApiResult<Response> {
+        let (_, partition) = self.identity()?;
+        if sockets::open_feeds(&self.state).len() >= self.config.max_subscribers {
+            return Err(ApiError::rate_limited(
+                format!(
+                    "this partition has the maximum of {} live subscribers",
+                    self.config.max_subscribers
+                ),
+                5,
+            ));
+        }
+        let pair = WebSocketPair::new()?;
+        let server = pair.server;
+        let limits = self.feed_limits();
+        self.with_store(|store| {
+            let head = store.head().map_err(ApiError::internal)?;
+            if after > head {
+                return Err(ApiError::bad_request(format!(
+                    "`after` ({after}) is beyond the partition's head ({head})"
+                ))
+                .with_detail("head", head));
+            }
+            if let Some(oldest) = store.oldest_hot().map_err(ApiError::internal)?
+                && after + 1 < oldest
+            {
+                return Err(ApiError::bad_request(format!(
+                    "offsets before {oldest} are archived: read them with GET /v1/stream, then subscribe from there"
+                ))
+                .with_detail("oldest_hot", oldest));
+            }
+            self.state.accept_web_socket(&server);
+            let mut feed = Feed::new(after, Some(expires_at));
+            let log = PartitionLog {
+                store,
+                partition,
+                head,
+            };
+            match feed.pump(&log, &limits) {
+                Ok(actions) => sockets::save_and_apply(&server, &feed, actions),
+                Err(error) => {
+                    let actions = feed.close_internal();
+                    sockets::save_and_apply(&server, &feed, actions);
+                    return Err(ApiError::internal(error));
+                }
+            }
+            Ok(())
+        })?;
+        self.close_expired_by(expires_at).await;
+        let mut response = Response::from_websocket(pair.client)?;
+        if let Some(protocol) = protocol {
+            response
+                .headers_mut()
+                .set("sec-websocket-protocol", &protocol)?;
+        }
+        Ok(response)
+    }
+
+    fn broadcast(&self, partition: u32, events: &[SegmentEvent]) {
+        let entries: Vec<(u64, String)> = events
+            .iter()
+            .filter_map(|e| Some((e.offset, event_frame(&e.envelope(partition).ok()?))))
+            .collect();
+        let now = now_ms();
+        let limits = self.feed_limits();
+        for (socket, mut feed) in sockets::open_feeds(&self.state) {
+            let actions = feed.on_commit(&entries, now, &limits);
+            if !actions.is_empty() {
+                sockets::save_and_apply(&socket, &feed, actions);
+            }
+        }
+    }
+
+    fn on_client_frame(&self, socket: &WebSocket, text: Option<&str>) {
+        let Some(mut feed) = sockets::load(socket) else {
+            return;
+        };
+        let limits = self.feed_limits();
+        let result = self.identity().and_then(|(_, partition)| {
+            self.with_store(|store| {
+                let head = store.head().map_err(ApiError::internal)?;
+                let log = PartitionLog {
+                    store,
+                    partition,
+                    head,
+                };
+                feed.on_client_frame(text, now_ms(), &log, &limits)
+                    .map_err(ApiError::internal)
+            })
+        });
+        let actions = result.unwrap_or_else(|_| feed.close_internal());
+        sockets::save_and_apply(socket, &feed, actions);
+    }
+
+    async fn close_expired_by(&self, expires_at: u64) {
+        let at_ms = (expires_at.saturating_mul(1000)).min(crate::params::MAX_SAFE_INTEGER) as i64;
+        let storage = self.state.storage();
+        let current = storage.get_alarm().await.ok().flatten();
+        if current.is_none_or(|current| current > at_ms) {
+            let _ = storage.set_alarm(at_unix_ms(at_ms)).await;
+        }
+    }
+
+    async fn close_expired_sockets(&self) {
+        let now = now_ms();
+        let mut next: Option<u64> = None;
+        for (socket, mut feed) in sockets::open_feeds(&self.state) {
+            let actions = feed.on_tick(now);
+            if actions.is_empty() {
+                if let Some(expires_at) = feed.expires_at {
+                    next = Some(next.map_or(expires_at, |n| n.min(expires_at)));
+                }
+            } else {
+                sockets::save_and_apply(&socket, &feed, actions);
+            }
+        }
+        if let Some(next) = next {
+            self.close_expired_by(next).await;
+        }
+    }
+}
+
+/// The hot table as the feed engine reads it.
+struct PartitionLog<'a> {
+    store: &'a PartitionStore,
+    partition: u32,
+    head: u64,
+}
+
+impl FeedLog for PartitionLog<'_> {
+    fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> std::result::Result<Vec<(u64, String)>, String> {
+        let page = self.store.read(after, limit, &StreamFilter::default())?;
+        page.events
+            .iter()
+            .map(|e| {
+                let envelope = e.envelope(self.partition).map_err(|e| e.to_string())?;
+                Ok((e.offset, event_frame(&envelope)))
+            })
+            .collect()
+    }
+
+    fn head(&self) -> u64 {
+        self.head
+    }
+
+    fn caught_up_frame(&self, head: u64) -> String {
+        serde_json::json!({
+            "kind": "caught_up",
+            "position": Position { partition: self.partition, offset: head },
+        })
+        .to_string()
+    }
+}
