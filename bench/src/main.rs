@@ -11,11 +11,10 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
+use client::reqwest::{self, Method};
+use client::{Client, Update};
 use serde_json::{Value, json};
-use tests::{Options, Worker};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tests::Worker;
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks Edgeloop's Worker under workerd")]
@@ -37,23 +36,6 @@ struct Args {
     per_client: usize,
 }
 
-const SECRET: &str = "benchmark-secret-benchmark-secret-0123456789";
-
-fn token() -> String {
-    let now = chrono::Utc::now().timestamp() as u64;
-    auth::mint(
-        &auth::Claims {
-            sub: "bench".into(),
-            tenant: auth::Tenant::parse("bench").expect("valid tenant"),
-            scope: auth::Scopes::parse("commands read").expect("valid scopes"),
-            exp: now + 3600,
-            nbf: None,
-            iat: Some(now),
-        },
-        SECRET.as_bytes(),
-    )
-}
-
 /// Latency percentiles of a sample, in milliseconds.
 struct Stats {
     median: f64,
@@ -72,25 +54,25 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
 }
 
 struct Bench {
-    http: reqwest::Client,
-    base: String,
-    auth: String,
+    client: Client,
 }
 
 impl Bench {
+    /// One command through the client's raw layer: no idempotency key and no retries, so
+    /// the figure is the server's cost alone, as in earlier results.
     async fn command(&self, id: &str, body: &Value) -> Duration {
         let started = Instant::now();
-        let response = self
-            .http
-            .post(format!("{}/v1/aggregates/board/{id}/commands", self.base))
-            .header("authorization", &self.auth)
-            .json(body)
-            .send()
-            .await
-            .expect("command sent");
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert!(status.is_success(), "command failed: {status} {text}");
+        let request = self
+            .client
+            .request(Method::POST, &format!("/v1/aggregates/board/{id}/commands"))
+            .json(body);
+        let reply = self.client.send(request).await.expect("command sent");
+        assert!(
+            reply.is_success(),
+            "command failed: {} {}",
+            reply.status,
+            reply.text()
+        );
         started.elapsed()
     }
 
@@ -100,13 +82,7 @@ impl Bench {
         let started = Instant::now();
         for _ in 0..n {
             let t = Instant::now();
-            let response = self
-                .http
-                .get(format!("{}/healthz", self.base))
-                .send()
-                .await
-                .expect("healthz");
-            let _ = response.bytes().await;
+            self.client.get("/healthz").await.expect("healthz");
             samples.push(t.elapsed());
         }
         (n as f64 / started.elapsed().as_secs_f64(), stats(samples))
@@ -135,36 +111,22 @@ impl Bench {
             &json!({ "type": "CreateBoard", "data": { "title": "push" } }),
         )
         .await;
-        let url = format!(
-            "{}/v1/aggregates/board/{id}/ws?after=1",
-            self.base.replacen("http", "ws", 1)
-        );
-        let mut request = url.into_client_request().expect("ws request");
-        request
-            .headers_mut()
-            .insert("authorization", self.auth.parse().expect("header"));
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        // The SDK's subscription: auto-acks in batches, as any client should.
+        let mut subscription = self
+            .client
+            .subscribe("board", id, 1)
             .await
-            .expect("ws connect");
-        let frame = next_json(&mut socket).await;
-        assert_eq!(frame["kind"], "caught_up", "{frame}");
+            .expect("subscribe");
+        let first = subscription.next().await.expect("caught up");
+        assert_eq!(first, Update::CaughtUp { version: 1 });
         let mut samples = Vec::with_capacity(n);
         for i in 0..n {
             let body = json!({ "type": "AddCard", "data": { "card_id": format!("p{i}"), "title": "a card" } });
             let started = Instant::now();
-            let (_, frame) = tokio::join!(self.command(id, &body), next_json(&mut socket));
-            assert_eq!(
-                frame["event"]["data"]["card_id"],
-                format!("p{i}"),
-                "{frame}"
-            );
+            let (_, event) = tokio::join!(self.command(id, &body), subscription.next_event());
+            let event = event.expect("a pushed event");
+            assert_eq!(event.data["card_id"], format!("p{i}"), "{event:?}");
             samples.push(started.elapsed());
-            // Ack in batches, as a client should: well inside the window and the frame limit.
-            let seq = frame["event"]["seq"].as_u64().unwrap_or(0);
-            if seq % 20 == 0 {
-                let ack = json!({ "kind": "ack", "seq": seq }).to_string();
-                socket.send(Message::text(ack)).await.expect("ack");
-            }
         }
         stats(samples)
     }
@@ -188,23 +150,6 @@ impl Bench {
     }
 }
 
-async fn next_json(
-    socket: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
-            .await
-            .expect("a frame within 30 s")
-            .expect("socket open")
-            .expect("frame");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("JSON frame");
-        }
-    }
-}
-
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -221,15 +166,17 @@ fn machine() -> String {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let worker = Worker::start_with(Options::new().var("AUTH_SECRET", SECRET));
-    let bench = Bench {
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()
-            .expect("http client"),
-        base: worker.url().to_owned(),
-        auth: format!("Bearer {}", token()),
-    };
+    let worker = Worker::start();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .no_proxy()
+        .build()
+        .expect("http client");
+    let client = Client::new(worker.url())
+        .expect("the harness gives an http:// URL")
+        .with_http(http)
+        .with_token(worker.token("bench", "bench", "commands read"));
+    let bench = Bench { client };
     // Warm up: the first requests compile the wasm and open the object.
     bench.noop(200).await;
     bench.sequential("warmup", 50).await;
