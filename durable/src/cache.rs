@@ -13,6 +13,10 @@ use worker::{Env, kv::KvStore};
 
 use crate::config::Config;
 
+/// Response header saying whether an answer came from the cache (`hit`) or was stored
+/// in it (`miss`); absent when the cache was not involved or is off.
+pub const CACHE_HEADER: &str = "x-edgeloop-cache";
+
 /// The KV namespace binding.
 pub const BINDING: &str = "EDGE_CACHE";
 
@@ -38,6 +42,11 @@ pub struct EdgeCache {
 }
 
 impl EdgeCache {
+    /// Whether the cache is on (enabled and bound).
+    pub fn is_on(&self) -> bool {
+        self.kv.is_some()
+    }
+
     pub fn from_env(env: &Env, config: &Config) -> Self {
         Self {
             kv: config.edge_cache.then(|| env.kv(BINDING).ok()).flatten(),

@@ -467,9 +467,8 @@ async fn archived_history_reads_the_same_and_time_travel_still_works() {
         after, before,
         "archived + hot reads differ from the hot reads before"
     );
-    // Twice more: the second read of each segment comes from the edge cache.
+    // Again: now each segment comes from the edge cache, and reads the same.
     assert_eq!(read_all(&c, 1).await, before);
-    // The same with the cache off.
     // A page in the middle of a segment.
     let page = c
         .get("/v1/stream?partition=0&after=13&limit=3")
@@ -529,9 +528,38 @@ async fn cached_reads_equal_uncached_ones() {
         let first = read_all(&c, 1).await;
         let second = read_all(&c, 1).await;
         assert_eq!(first, second, "cache={cache}");
-        let state = c.state("board", id, "?at_version=7").await.expect(200);
-        let cached_state = c.state("board", id, "?at_version=7").await.expect(200);
-        assert_eq!(state, cached_state);
+        // Archived pages say whether the edge cache served them; hot pages never do.
+        let archived = c.get("/v1/stream?partition=0&after=0&limit=3").await;
+        let hot = c.get("/v1/stream?partition=0&after=18").await;
+        assert_eq!(hot.header("x-edgeloop-cache"), None);
+        let state = c.state("board", id, "?at_version=7").await;
+        let cached_state = c.state("board", id, "?at_version=7").await;
+        assert_eq!(state.expect(200), cached_state.expect(200));
+        let current = c.state("board", id, "").await;
+        assert_eq!(
+            current.header("x-edgeloop-cache"),
+            None,
+            "the current state is mutable"
+        );
+        let missing = c.state("board", id, "?at_version=99").await;
+        missing.expect_error(404, "not_found");
+        assert_eq!(
+            missing.header("x-edgeloop-cache"),
+            None,
+            "errors are not cached"
+        );
+        if cache == "true" {
+            assert_eq!(archived.header("x-edgeloop-cache").as_deref(), Some("hit"));
+            assert_eq!(state.header("x-edgeloop-cache").as_deref(), Some("miss"));
+            assert_eq!(
+                cached_state.header("x-edgeloop-cache").as_deref(),
+                Some("hit")
+            );
+        } else {
+            assert_eq!(archived.header("x-edgeloop-cache"), None);
+            assert_eq!(cached_state.header("x-edgeloop-cache"), None);
+        }
+        let state = state.expect(200);
         reads.push((first.len(), state["state"].clone()));
     }
     assert_eq!(reads[0], reads[1]);

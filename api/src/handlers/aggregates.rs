@@ -8,8 +8,9 @@ use domain::command_service::{CommandRequest, ExecuteError};
 use domain::envelope::parse_timestamp;
 use domain::registry;
 use domain::store::Direction;
+use durable::cache::{CACHE_HEADER, EdgeCache};
 use durable::call::{AggregateOp, Call, Caller};
-use durable::encoding::{Encoding, MSGPACK_MEDIA_TYPES, msgpack_to_json};
+use durable::encoding::{Encoding, MSGPACK_MEDIA_TYPES, bytes_response, msgpack_to_json};
 use durable::names::{self, ObjectName};
 use durable::params::{self, Query, check_params, listing_params, query_pairs, u64_param};
 use durable::{ApiError, ApiResult, Config};
@@ -110,12 +111,48 @@ pub async fn handle(
         .id_from_name(&name.to_string())?
         .get_stub()?;
     let upgrade = route == AggregateRoute::Socket;
-    Call {
+    // The state at a version that exists never changes: cached at the edge.
+    let cache_key = match op {
+        AggregateOp::State {
+            at_version: Some(version),
+            ..
+        } => Some(EdgeCache::key(&[
+            principal.tenant.as_str(),
+            "state",
+            target.aggregate_type,
+            target.aggregate_id,
+            &version.to_string(),
+        ])),
+        _ => None,
+    };
+    let call = Call {
         caller: Some(caller),
         op,
+    };
+    let Some(key) = cache_key else {
+        return call.send(&stub, upgrade, body).await;
+    };
+    let cache = EdgeCache::from_env(env, config);
+    if !cache.is_on() {
+        return call.send(&stub, upgrade, body).await;
     }
-    .send(&stub, upgrade, body)
-    .await
+    if let Some(cached) = cache.get(&key).await {
+        return Ok(cached_response(cached, "hit"));
+    }
+    let mut response = call.send(&stub, upgrade, body).await?;
+    if response.status_code() != 200 {
+        return Ok(response);
+    }
+    let bytes = response.bytes().await?;
+    cache.put(&key, &bytes).await;
+    Ok(cached_response(bytes, "miss"))
+}
+
+/// A JSON answer that went through the edge cache, saying whether it came from it.
+fn cached_response(body: Vec<u8>, outcome: &str) -> Response {
+    let mut response = bytes_response(body, "application/json", 200);
+    let _ = response.headers_mut().set(CACHE_HEADER, outcome);
+    response
 }
 
 /// `?at_version=N` or `?as_of=RFC3339` (not both), or neither for the current state.

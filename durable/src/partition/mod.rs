@@ -20,7 +20,7 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, durable_object,
 };
 
-use crate::cache::EdgeCache;
+use crate::cache::{CACHE_HEADER, EdgeCache};
 use crate::call::{Call, INSTANCE_HEADER, PartitionOp};
 use crate::clock::{at_unix_ms, now_ms};
 use crate::config::Config;
@@ -226,9 +226,11 @@ impl StreamPartition {
             };
             Ok((head, archived))
         })?;
+        let mut cache_outcome = None;
         let (events, next_after) = match archived {
             Some((first, last)) => {
-                let segment = self.segment(tenant, partition, first, last).await?;
+                let (segment, outcome) = self.segment(tenant, partition, first, last).await?;
+                cache_outcome = outcome;
                 let mut events = Vec::new();
                 let mut bytes = 0;
                 let mut next_after = last;
@@ -259,29 +261,38 @@ impl StreamPartition {
             .map(|e| e.envelope(partition))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(ApiError::internal)?;
-        stream_page_response(
+        let mut response = stream_page_response(
             StreamPage {
                 events: envelopes,
                 next_after,
                 head,
             },
             encoding,
-        )
+        )?;
+        if let Some(outcome) = cache_outcome {
+            response.headers_mut().set(CACHE_HEADER, outcome)?;
+        }
+        Ok(response)
     }
 
-    /// An archived segment, from the edge cache or R2.
+    /// An archived segment, from the edge cache or R2, and whether the cache had it
+    /// (`hit`), took it (`miss`), or is off (`None`).
     async fn segment(
         &self,
         tenant: &str,
         partition: u32,
         first: u64,
         last: u64,
-    ) -> ApiResult<Segment> {
+    ) -> ApiResult<(Segment, Option<&'static str>)> {
         let key = stream::segment::object_key(tenant, partition, first, last);
         let cache = EdgeCache::from_env(&self.env, &self.config);
         let cache_key = EdgeCache::key(&["segment", &key]);
+        let mut outcome = cache.is_on().then_some("miss");
         let bytes = match cache.get(&cache_key).await {
-            Some(bytes) => bytes,
+            Some(bytes) => {
+                outcome = Some("hit");
+                bytes
+            }
             None => {
                 let object = self
                     .archive_bucket()?
@@ -300,7 +311,8 @@ impl StreamPartition {
                 bytes
             }
         };
-        Segment::decode(&bytes).map_err(ApiError::internal)
+        let segment = Segment::decode(&bytes).map_err(ApiError::internal)?;
+        Ok((segment, outcome))
     }
 
     fn archive_bucket(&self) -> ApiResult<Bucket> {
