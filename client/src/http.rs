@@ -22,7 +22,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// [`Client::subscribe`] … — retry transient failures under the client's [`RetryPolicy`].
 /// The raw layer — [`Client::request`], [`Client::send`], [`Client::upgrade`] — sends
 /// exactly one request and returns whatever came back.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     base: Url,
     http: reqwest::Client,
@@ -31,13 +31,24 @@ pub struct Client {
     request_timeout: Duration,
 }
 
+/// Never prints the token: a client is often logged, a bearer token must not be.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("retry", &self.retry)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
     /// A client of the deployment at `base_url` (`http://127.0.0.1:8787`,
     /// `https://edgeloop.example.com`, or with a path prefix), without a token.
     ///
     /// Errors: [`Error::InvalidArgument`] when `base_url` is not an `http(s)` URL without
-    /// query or fragment. (`https` needs a TLS-enabled `reqwest::Client`, given with
-    /// [`Client::with_http`].)
+    /// query or fragment. (`https` needs a TLS feature of `reqwest`; see the crate docs.)
     pub fn new(base_url: &str) -> Result<Client, Error> {
         let base = Url::parse(base_url)
             .map_err(|e| Error::InvalidArgument(format!("base URL `{base_url}`: {e}")))?;
@@ -262,6 +273,16 @@ mod tests {
             url.as_str(),
             "https://h/edge/v1/x?as_of=2024-01-01T00%3A00%3A00.000Z"
         );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let c = Client::new("http://h:1")
+            .unwrap()
+            .with_token("secret.jwt.value");
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
     }
 
     #[test]

@@ -50,9 +50,12 @@
 //! * `retry` — [`RetryPolicy`] and the bounded retry loop.
 //! * `error` — [`Error`], the one error type.
 //!
-//! Plain `http://` works out of the box. For `https://` deployments, pass a `reqwest`
-//! client built with a TLS feature to [`Client::with_http`] (and enable a TLS feature of
-//! `tokio-tungstenite` for `wss://` subscriptions).
+//! Plain `http://` and `ws://` work as they are. For an `https://` deployment, enable a TLS
+//! feature of `reqwest` (`rustls` or `native-tls`) and of `tokio-tungstenite`
+//! (`rustls-tls-native-roots` or `native-tls`) in the application's own `Cargo.toml`:
+//! Cargo unifies features, so this crate's requests and sockets then speak TLS. It ships
+//! without one so that the tests, benchmarks and CLI, which talk to localhost, do not
+//! compile a TLS stack.
 
 mod command;
 mod error;

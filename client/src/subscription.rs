@@ -174,7 +174,8 @@ impl Subscription {
     /// Errors: [`Error::Closed`] when the server closed for a reason a reconnect cannot fix
     /// (4001 token expired: [`Subscription::set_token`], then call `next` again; 1008,
     /// 4029); [`Error::GaveUp`] (or the refusal, e.g. a 401) when reconnecting failed;
-    /// [`Error::Protocol`] when the server skipped an event; [`Error::Decode`] for a frame
+    /// [`Error::Protocol`] when the server skipped an event; [`Error::InvalidArgument`] when
+    /// the log ends below the `after` subscribed with; [`Error::Decode`] for a frame
     /// that is not the protocol's. After an error, `next` may be called again: it
     /// reconnects from the last delivered event.
     pub async fn next(&mut self) -> Result<Update, Error> {
@@ -211,11 +212,19 @@ impl Subscription {
                     }
                 },
                 Frame::CaughtUp { version } => {
-                    if version != self.cursor.last() {
+                    let last = self.cursor.last();
+                    if version < last {
+                        // Logs only grow: the resume point was never part of this log.
+                        self.socket = None;
+                        return Err(Error::InvalidArgument(format!(
+                            "the aggregate is at version {version}, below the seq {last} this \
+                             subscription resumes after (is `after` right?)"
+                        )));
+                    }
+                    if version > last {
                         self.socket = None;
                         return Err(Error::Protocol(format!(
-                            "caught up at version {version}, but the last event delivered is {}",
-                            self.cursor.last()
+                            "caught up at version {version}, but only up to {last} was sent"
                         )));
                     }
                     return Ok(Update::CaughtUp { version });
@@ -273,8 +282,9 @@ impl Subscription {
         }
     }
 
-    /// A new connection after a drop: backs off first when the previous ones delivered
-    /// nothing, and gives up after `reconnect.max_attempts` such connections in a row.
+    /// A new connection after a drop: backs off first when the previous ones opened but
+    /// delivered nothing, and gives up after `reconnect.max_attempts` such connections in a
+    /// row. (Failing to connect at all is the reconnect policy's business, in `connect`.)
     async fn reconnect(&mut self) -> Result<(), Error> {
         let policy = self.options.reconnect;
         if self.fruitless > 0 {
@@ -290,8 +300,10 @@ impl Subscription {
             }
             tokio::time::sleep(policy.backoff(self.fruitless, fastrand::f64())).await;
         }
+        self.connect().await?;
+        // Counts until the new connection delivers a frame (then `next` resets it).
         self.fruitless += 1;
-        self.connect().await
+        Ok(())
     }
 
     async fn connect(&mut self) -> Result<(), Error> {

@@ -577,6 +577,25 @@ async fn a_gap_is_refused() {
 }
 
 #[tokio::test]
+async fn resuming_beyond_the_end_of_the_log_is_the_callers_error() {
+    let (url, mut conns) = ws_server().await;
+    let client = Client::new(&url).unwrap();
+    let opening = client.subscribe_with("board", "b1", 10, quick_options(AckMode::Auto));
+    let (subscription, conn) = tokio::join!(opening, conns.recv());
+    let (mut subscription, mut conn) = (subscription.unwrap(), conn.unwrap());
+    assert_eq!(conn.after, 10);
+    conn.caught_up(3).await;
+    let error = tokio::time::timeout(WAIT, subscription.next())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidArgument(m) if m.contains("version 3")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn a_refused_upgrade_is_an_api_error() {
     let unauthorized =
         json!({"error": {"code": "unauthorized", "message": "no token"}}).to_string();

@@ -475,3 +475,32 @@ async fn a_subscription_is_refused_without_valid_credentials() {
     let error = writer.subscribe("board", &id, 0).await.unwrap_err();
     assert_eq!(error.code(), Some("forbidden"));
 }
+
+/// The keepalive relies on the runtime answering pings on hibernating sockets: a quiet
+/// subscription pinging every 2 s stays on its first connection.
+#[tokio::test]
+async fn a_quiet_subscription_stays_connected_on_keepalive_pings() {
+    let worker = shared();
+    let id = worker.client().board_with_cards("board-sdk-quiet", 0).await;
+    let options = SubscribeOptions {
+        keepalive: Some(Duration::from_secs(2)),
+        ..SubscribeOptions::default()
+    };
+    let mut subscription = worker
+        .sdk()
+        .subscribe_with("board", &id, 0, options)
+        .await
+        .expect("subscribe");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(7);
+    let mut updates = Vec::new();
+    while let Ok(update) = tokio::time::timeout_at(deadline, subscription.next()).await {
+        updates.push(update.expect("no error"));
+    }
+    assert_eq!(
+        updates.len(),
+        2,
+        "the event and caught_up, no reconnect: {updates:?}"
+    );
+    assert_eq!(updates[1], Update::CaughtUp { version: 1 });
+    assert!(subscription.is_connected());
+}
