@@ -2,21 +2,22 @@
 //! tests and the benchmarks use to talk to a running Worker over HTTP and WebSocket.
 //!
 //! ```no_run
-//! use client::{At, Client, CommandBody, Update};
+//! use client::{At, Client, CommandBody};
 //! use serde_json::json;
 //!
 //! # async fn run(token: String) -> Result<(), client::Error> {
 //! let edgeloop = Client::new("http://127.0.0.1:8787")?.with_token(token);
-//! let card = json!({"card_id": "c1", "title": "Ship it"});
-//! let result = edgeloop.command("board", "roadmap", &CommandBody::new("AddCard", card)).await?;
-//! println!("board at version {}", result.version);
+//! let card = CommandBody::new("AddCard", json!({"card_id": "c1", "title": "Ship it"}));
+//! let done = edgeloop.command("board", "roadmap", &card).await?; // one key, safe retries
+//! let then = edgeloop.state("board", "roadmap", At::Version(1)).await?;
+//! println!("version {} now, {} then", done.version, then.version);
 //!
-//! let state = edgeloop.state("board", "roadmap", At::Version(1)).await?;
-//! let mut live = edgeloop.subscribe("board", "roadmap", 0).await?;
-//! while let Update::Event(event) = live.next().await? {
-//!     println!("{} {}", event.seq, event.event_type); // acked when `next` is called again
+//! let mut live = edgeloop.subscribe("board", "roadmap", 0).await?; // replay, then live
+//! loop {
+//!     let event = live.next_event().await?; // acked once you ask for the next one
+//!     println!("{} {}", event.seq, event.event_type);
 //! }
-//! # Ok(()) }
+//! # }
 //! ```
 //!
 //! What it guarantees, so callers need not:
