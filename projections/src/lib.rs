@@ -1,0 +1,72 @@
+//! Edgeloop's projections, the pure part: the folds from events to read-model documents.
+//!
+//! A *projection* (DESIGN.md, "Projections") is a pure fold from events to *documents*
+//! keyed by id, named and versioned (`board_summary@1`). A Projector Durable Object feeds it
+//! the tenant's global stream in order, stores each document's body (JSON) with its
+//! [`ListIndex`] in SQLite, and serves them; a Convex mirror receives the same documents.
+//! Everything here is what that object decides without storage: which documents an event
+//! touches, their new bodies, and how they are listed.
+//!
+//! Like `domain`, this crate does no IO, reads no clock and no random numbers, is not
+//! async and does not depend on `worker`: it builds for the host and for
+//! `wasm32-unknown-unknown`, and its tests run natively. Events are decoded with the
+//! aggregates' own types and upcasters, so a projection reads old schema versions exactly
+//! as the aggregate does.
+//!
+//! # Layout
+//! * [`projection`] — the [`Projection`] trait, [`DocChange`], [`ListIndex`], [`FoldError`],
+//!   [`fold_event`] (one event against stored documents: the projector's step) and
+//!   [`fold_all`] (a whole history: the reference the projector must agree with), and
+//!   [`projection::sequence`], the "next seq, or already folded" rule of a document that
+//!   follows one aggregate.
+//! * [`board_summary`] — `board_summary@1`: a board's columns, live cards, WIP fullness.
+//! * [`feedback_inbox`] — `feedback_inbox@1`: feedback items by status and severity.
+//! * [`testing`] — envelope builders and the given/when/then harness for folds.
+//! * [`registry`] / [`by_name`] — every projection, by name.
+//!
+//! Adding a projection: one file implementing [`Projection`], its `pub mod` line and one
+//! line in [`registry`].
+
+pub mod board_summary;
+pub mod feedback_inbox;
+pub mod projection;
+pub mod testing;
+
+pub use projection::{DocChange, FoldError, ListIndex, Projection, fold_all, fold_event};
+
+/// Every projection, once each (names are unique).
+static REGISTRY: &[&dyn Projection] =
+    &[&board_summary::BoardSummary, &feedback_inbox::FeedbackInbox];
+
+/// Every projection.
+pub fn registry() -> &'static [&'static dyn Projection] {
+    REGISTRY
+}
+
+/// The projection called `name` (without `@version`), if any.
+pub fn by_name(name: &str) -> Option<&'static dyn Projection> {
+    REGISTRY.iter().copied().find(|p| p.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projections_are_found_by_their_unique_snake_case_names() {
+        let names: Vec<&str> = registry().iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["board_summary", "feedback_inbox"]);
+        for (index, name) in names.iter().enumerate() {
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+            assert!(!names[..index].contains(name), "{name} twice");
+            assert_eq!(by_name(name).map(|p| p.name()), Some(*name));
+        }
+        assert!(by_name("board_summary@1").is_none());
+        assert!(by_name("nope").is_none());
+        let versioned: Vec<String> = registry().iter().map(|p| p.versioned_name()).collect();
+        assert_eq!(versioned, ["board_summary@1", "feedback_inbox@1"]);
+    }
+}
