@@ -27,9 +27,13 @@
 //! * [`segment`] — the R2 archive: [`Segment`] and its MessagePack format, object keys
 //!   ([`segment::object_key`], [`SegmentKey`]) and the sealing policy
 //!   ([`segment::seal_ranges`]).
+//! * [`consumer`] — consumer groups for agent loops: [`GroupState`], the pure state machine of
+//!   a `ConsumerGroup` object (cursors, leases on batches, ack/nack, retries with backoff,
+//!   parking and replay), its [`GroupConfig`] and client-facing [`ConsumerError`]s.
 //! * [`error`] — [`FormatError`], the one error of the batch and segment formats.
 
 pub mod batch;
+pub mod consumer;
 pub mod error;
 pub mod filter;
 pub mod partition;
@@ -37,6 +41,7 @@ pub mod segment;
 pub mod watermark;
 
 pub use batch::{ForwardAck, ForwardBatch, ForwardRefusal, ForwardedEvent};
+pub use consumer::{ConsumerError, GroupConfig, GroupState};
 pub use error::FormatError;
 pub use filter::{FilterError, StreamFilter};
 pub use partition::{PartitionCount, PartitionCountError, partition_of};
