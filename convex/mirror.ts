@@ -5,13 +5,12 @@
 //
 //   POST {CONVEX_URL}/api/mutation
 //   Authorization: Convex <deploy key>
-//   {"path":"mirror:applyBatch","args":{projection, version, partition, after, changes},"format":"json"}
+//   {"path":"mirror:applyBatch","args":{projection, version, partition, after, through?, changes},"format":"json"}
 //
 // A batch continues the projection's partition from offset `after` (and, when it says so,
-// covers it through offset `through`, so events that touched no document move the
-// cursor too). This mutation keeps
-// its own cursor per (projection, partition) in `projection_cursors`, so the mirror is
-// exactly-once however often the Worker retries:
+// covers it through offset `through`, so events that touched no document move the cursor
+// too). This mutation keeps its own cursor per (projection, partition) in
+// `projection_cursors`, so the mirror is exactly-once however often the Worker retries:
 // * a batch that starts past the cursor would leave a hole: it is refused, with the
 //   position the mirror expects (`ConvexError {code: "gap", expected, got}`), and the Worker
 //   resends from `expected` (or reads it with `mirror:cursor`);
@@ -26,7 +25,7 @@
 //   or a bug) — retrying the same batch cannot help;
 // * no `errorData`: argument validation, or a document that does not match the schema
 //   (see schema.ts) — also a contract mismatch, and the batch was not applied.
-import { ConvexError, v, type Infer } from "convex/values";
+import { ConvexError, v } from "convex/values";
 import { internalMutation, internalQuery, type MutationCtx, type QueryCtx } from "./_generated/server";
 
 /**
@@ -42,7 +41,6 @@ export const change = v.object({
   doc_id: v.string(),
   body: v.union(v.any(), v.null()),
 });
-export type Change = Infer<typeof change>;
 
 export const batchArgs = {
   /** `"board_summary"` or `"feedback_inbox"`. */

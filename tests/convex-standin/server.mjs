@@ -23,6 +23,7 @@
 //   POST /api/run/{module}/{function}               {"args":{…},"format":"json"}
 //   200 {"status":"success","value":…}
 //   200 {"status":"error","errorMessage":"…","errorData":…}   (errorData only for a ConvexError)
+// Numbers are written as a deployment writes them, as floats: {"cursor":4.0,"applied":1.0}.
 // Like a real deployment it leaves out `logLines` when there are none (functions' console
 // output is not captured here), and error message texts are only similar, not a contract.
 // Authorization: `Convex <key>` with a wrong key is a 401 for any call; an internal function
@@ -69,8 +70,54 @@ const MAX_CALLS_KEPT = 10_000;
 
 const KINDS = { query: "Query", mutation: "Mutation", action: "Action" };
 
+/**
+ * JSON text as a deployment writes it (serde_json): a Convex number is a float64, so an
+ * integral one is written with ".0" (`{"cursor":4.0}`) — a reader must not insist on an
+ * integer literal. (Past 1e16, JavaScript's and serde_json's spellings differ; not needed here.)
+ */
+function deploymentJson(value) {
+    if (value === null || value === undefined) return "null";
+    if (typeof value === "number") {
+        if (Number.isInteger(value) && Math.abs(value) < 1e16) return `${Object.is(value, -0) ? "-0" : value}.0`;
+        return JSON.stringify(value).replace("e+", "e");
+    }
+    if (Array.isArray(value)) return `[${value.map(deploymentJson).join(",")}]`;
+    if (typeof value === "object") {
+        const fields = Object.entries(value).filter(([, v]) => v !== undefined);
+        return `{${fields.map(([k, v]) => `${JSON.stringify(k)}:${deploymentJson(v)}`).join(",")}}`;
+    }
+    return JSON.stringify(value);
+}
+
+/** A Convex value in the HTTP API's `json` format (Convex's "clean" export). */
+function exportClean(value) {
+    if (value === null || value === undefined) return null;
+    if (typeof value === "bigint") return value.toString();
+    if (typeof value === "number") {
+        if (Number.isNaN(value)) return "NaN";
+        if (value === Infinity) return "Infinity";
+        if (value === -Infinity) return "-Infinity";
+        return value;
+    }
+    if (value instanceof ArrayBuffer) return Buffer.from(value).toString("base64");
+    if (Array.isArray(value)) return value.map(exportClean);
+    if (typeof value === "object") {
+        return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k, exportClean(v)]));
+    }
+    return value;
+}
+
+/** `format`: "json" (the default) or "convex_encoded_json" (what ConvexHttpClient asks for). */
+function exporter(format) {
+    if (format === undefined || format === "json" || format === "convex_clean_json") return exportClean;
+    if (format === "convex_encoded_json" || format === "convex_json") return convexToJson;
+    return null;
+}
+
 function send(res, status, body, headers = {}) {
-    const text = JSON.stringify(body);
+    const text = status === 200 && (body.status === "success" || body.status === "error")
+        ? deploymentJson(body)
+        : JSON.stringify(body);
     res.writeHead(status, {
         "content-type": "application/json",
         "content-length": Buffer.byteLength(text),
@@ -110,7 +157,7 @@ function decodeArgs(args) {
     return jsonToConvex(one);
 }
 
-function functionError(error) {
+function functionError(error, exportValue = exportClean) {
     const requestId = `standin-${requestCounter}`;
     const isConvexError = error && typeof error === "object" && "data" in error && error.name === "ConvexError";
     const kind = isConvexError ? "ConvexError" : "Error";
@@ -118,7 +165,7 @@ function functionError(error) {
         status: "error",
         errorMessage: `[Request ID: ${requestId}] Server Error\nUncaught ${kind}: ${error?.message ?? String(error)}`,
     };
-    if (isConvexError) body.errorData = convexToJson(error.data);
+    if (isConvexError) body.errorData = exportValue(error.data);
     return body;
 }
 
@@ -134,6 +181,10 @@ async function callFunction(req, endpoint, runPath, record) {
         return { status: 400, body: { code: "BadRequest", message: "a function path (\"module:function\") is required" } };
     }
     record.path = parsed.canonical;
+    const exportValue = exporter(request.format);
+    if (!exportValue) {
+        return { status: 400, body: { code: "BadFormat", message: `format param must be one of [\`json\`]. Got ${request.format}` } };
+    }
     let args;
     try {
         args = decodeArgs(request.args);
@@ -177,9 +228,9 @@ async function callFunction(req, endpoint, runPath, record) {
     const reference = makeFunctionReference(parsed.canonical);
     try {
         const value = await backend[kind](reference, args);
-        return { status: 200, body: { status: "success", value: convexToJson(value === undefined ? null : value) }, outcome: "success" };
+        return { status: 200, body: { status: "success", value: exportValue(value === undefined ? null : value) }, outcome: "success" };
     } catch (error) {
-        const body = functionError(error);
+        const body = functionError(error, exportValue);
         return { status: 200, body, outcome: "error" };
     }
 }

@@ -102,6 +102,22 @@ describe("the stand-in deployment", () => {
         expect(await cursorOf(standin.url, partition)).toBe(1);
     });
 
+    test("writes numbers as a deployment does, as floats: a reader must accept 4.0 for 4", async () => {
+        const partition = 17;
+        const response = await fetch(`${standin.url}/api/mutation`, {
+            method: "POST",
+            headers: { "content-type": "application/json", authorization: `Convex ${KEY}` },
+            body: JSON.stringify({ path: "mirror:applyBatch", args: batch(0, [{ offset: 4, doc_id: "float-1", body: null }], partition), format: "json" }),
+        });
+        expect(await response.text()).toBe('{"status":"success","value":{"applied":1.0,"cursor":4.0}}');
+        const gap = await fetch(`${standin.url}/api/mutation`, {
+            method: "POST",
+            headers: { "content-type": "application/json", authorization: `Convex ${KEY}` },
+            body: JSON.stringify({ path: "mirror:applyBatch", args: batch(9, [], partition), format: "json" }),
+        });
+        expect(await gap.text()).toContain('"errorData":{"code":"gap","expected":4.0,"got":9.0}');
+    });
+
     test("runs functions by URL, /api/run/{module}/{function}, with args as an object or a list of one", async () => {
         await applyBatch(standin.url, batch(0, [{ offset: 1, doc_id: "run-1", body: board("run-1", "By URL") }], 13));
         const answer = await post(standin.url, "/api/run/readModels/boardSummary", { args: { board_id: "run-1" }, format: "json" }, { key: null });
