@@ -19,6 +19,8 @@ pub enum Route {
     },
     /// `/v1/stream…`: the global stream of the caller's tenant.
     Stream(StreamRoute),
+    /// `/v1/projections…`: read models.
+    Projection(ProjectionRoute),
     /// `POST /v1/stream/partitions/{n}/{pause|resume|archive}`: operating a partition.
     PartitionAdmin {
         partition: String,
@@ -35,6 +37,21 @@ pub enum StreamRoute {
     Socket,
     /// `GET /v1/stream/partitions`: every partition's head and retention.
     Partitions,
+}
+
+/// What a projection route does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectionRoute {
+    /// `GET /v1/projections`: every projection's version, status, checkpoints and lag.
+    Index,
+    /// `GET /v1/projections/{name}`: a page of documents.
+    List { name: String },
+    /// `GET /v1/projections/{name}/{doc_id}`: one document.
+    Get { name: String, doc_id: String },
+    /// `GET /v1/projections/{name}/{doc_id}/ws`: one document, live.
+    Socket { name: String, doc_id: String },
+    /// `POST /v1/projections/{name}/rebuild`: build the next version beside the live one.
+    Rebuild { name: String },
 }
 
 /// An operation on one partition.
@@ -89,6 +106,8 @@ impl Route {
             Route::Aggregate { .. } => Some(auth::Scope::Read),
             Route::Stream(_) => Some(auth::Scope::Replay),
             Route::PartitionAdmin { .. } => Some(auth::Scope::Admin),
+            Route::Projection(ProjectionRoute::Rebuild { .. }) => Some(auth::Scope::Admin),
+            Route::Projection(_) => Some(auth::Scope::Read),
         }
     }
 
@@ -101,6 +120,7 @@ impl Route {
                 op: AggregateRoute::Socket,
                 ..
             } | Route::Stream(StreamRoute::Socket)
+                | Route::Projection(ProjectionRoute::Socket { .. })
         )
     }
 }
@@ -134,6 +154,33 @@ pub fn match_route(method: &Method, path: &str) -> Result<Route, NoRoute> {
         ["v1", "stream"] => (Route::Stream(StreamRoute::Read), Method::Get),
         ["v1", "stream", "ws"] => (Route::Stream(StreamRoute::Socket), Method::Get),
         ["v1", "stream", "partitions"] => (Route::Stream(StreamRoute::Partitions), Method::Get),
+        ["v1", "projections"] => (Route::Projection(ProjectionRoute::Index), Method::Get),
+        ["v1", "projections", name] => (
+            Route::Projection(ProjectionRoute::List {
+                name: (*name).to_owned(),
+            }),
+            Method::Get,
+        ),
+        ["v1", "projections", name, "rebuild"] if *method == Method::Post => (
+            Route::Projection(ProjectionRoute::Rebuild {
+                name: (*name).to_owned(),
+            }),
+            Method::Post,
+        ),
+        ["v1", "projections", name, doc_id] => (
+            Route::Projection(ProjectionRoute::Get {
+                name: (*name).to_owned(),
+                doc_id: (*doc_id).to_owned(),
+            }),
+            Method::Get,
+        ),
+        ["v1", "projections", name, doc_id, "ws"] => (
+            Route::Projection(ProjectionRoute::Socket {
+                name: (*name).to_owned(),
+                doc_id: (*doc_id).to_owned(),
+            }),
+            Method::Get,
+        ),
         ["v1", "stream", "partitions", partition, action] => {
             let action = match *action {
                 "pause" => PartitionAction::Pause,
@@ -255,7 +302,58 @@ mod tests {
                 Some(Scope::Admin),
             ),
         ];
-        for (method, path, route, scope) in table.into_iter().chain(stream) {
+        let projections = [
+            (
+                Method::Get,
+                "/v1/projections",
+                Route::Projection(ProjectionRoute::Index),
+                Some(Scope::Read),
+            ),
+            (
+                Method::Get,
+                "/v1/projections/board_summary",
+                Route::Projection(ProjectionRoute::List {
+                    name: "board_summary".into(),
+                }),
+                Some(Scope::Read),
+            ),
+            (
+                Method::Get,
+                "/v1/projections/board_summary/b1",
+                Route::Projection(ProjectionRoute::Get {
+                    name: "board_summary".into(),
+                    doc_id: "b1".into(),
+                }),
+                Some(Scope::Read),
+            ),
+            (
+                Method::Get,
+                "/v1/projections/board_summary/rebuild",
+                Route::Projection(ProjectionRoute::Get {
+                    name: "board_summary".into(),
+                    doc_id: "rebuild".into(),
+                }),
+                Some(Scope::Read),
+            ),
+            (
+                Method::Get,
+                "/v1/projections/board_summary/b1/ws",
+                Route::Projection(ProjectionRoute::Socket {
+                    name: "board_summary".into(),
+                    doc_id: "b1".into(),
+                }),
+                Some(Scope::Read),
+            ),
+            (
+                Method::Post,
+                "/v1/projections/board_summary/rebuild",
+                Route::Projection(ProjectionRoute::Rebuild {
+                    name: "board_summary".into(),
+                }),
+                Some(Scope::Admin),
+            ),
+        ];
+        for (method, path, route, scope) in table.into_iter().chain(stream).chain(projections) {
             let matched = match_route(&method, path).unwrap();
             assert_eq!(matched, route, "{method:?} {path}");
             assert_eq!(matched.scope(), scope, "{path}");

@@ -112,6 +112,76 @@ pub enum AggregateOp {
     },
 }
 
+/// The operations of a projector (one per tenant and projection).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProjectorOp {
+    /// A partition took new events: catch up (from the partition, after the alarm).
+    Wake { partition: u32 },
+    /// Version, state, checkpoints, heads and lag of every generation; mirror state.
+    Status,
+    /// One document. With `consistency`, wait (bounded) until the command behind the token
+    /// is folded in.
+    Get {
+        doc_id: String,
+        consistency: Option<ConsistencyToken>,
+    },
+    /// A page of documents, newest first, filtered by the projection's list filters.
+    List {
+        filters: Vec<(String, String)>,
+        limit: usize,
+        after: Option<String>,
+        consistency: Option<ConsistencyToken>,
+    },
+    /// Open a live socket on one document: its current body, then every change.
+    Subscribe {
+        doc_id: String,
+        after: u64,
+        protocol: Option<String>,
+    },
+    /// Build the next generation from offset 0 beside the live one (scope admin).
+    Rebuild,
+}
+
+/// What a command's answer carries so that a projection read can wait for its effect:
+/// the aggregate and the version the command left it at. On the wire (the command's
+/// `consistency_token`, a read's `?consistency=`) it is `"{type}/{id}@{version}"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyToken {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub version: u64,
+}
+
+impl ConsistencyToken {
+    /// Parses `"{type}/{id}@{version}"` (ids may contain `@`: the last one splits).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (aggregate, version) = text.rsplit_once('@')?;
+        let (aggregate_type, aggregate_id) = aggregate.split_once('/')?;
+        if aggregate_type.is_empty() || !crate::names::valid_aggregate_id(aggregate_id) {
+            return None;
+        }
+        Some(Self {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            version: version
+                .parse()
+                .ok()
+                .filter(|_| version.bytes().all(|b| b.is_ascii_digit()))?,
+        })
+    }
+}
+
+impl std::fmt::Display for ConsistencyToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}@{}",
+            self.aggregate_type, self.aggregate_id, self.version
+        )
+    }
+}
+
 impl<Op: Serialize> Call<Op> {
     /// Sends the call to an object. `upgrade` marks a WebSocket upgrade (the object
     /// answers 101); `body` is the command body, if any.
@@ -174,6 +244,28 @@ pub fn ascii_json(value: &impl Serialize) -> ApiResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consistency_tokens_round_trip() {
+        let token = ConsistencyToken {
+            aggregate_type: "board".into(),
+            aggregate_id: "b@1".into(),
+            version: 17,
+        };
+        assert_eq!(token.to_string(), "board/b@1@17");
+        assert_eq!(ConsistencyToken::parse("board/b@1@17"), Some(token));
+        for bad in [
+            "board/b1",
+            "board/b1@",
+            "board/b1@x",
+            "board/b1@+1",
+            "/b1@1",
+            "board@1",
+            "board/a:b@1",
+        ] {
+            assert_eq!(ConsistencyToken::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn calls_round_trip_through_ascii_json() {

@@ -35,6 +35,16 @@ pub struct Config {
     /// Whether immutable reads are cached in KV (`EDGE_CACHE`). Var `EDGE_CACHE_ENABLED`
     /// (`true`/`false`).
     pub edge_cache: bool,
+    /// Longest a projection read given a consistency token waits for the command's effect
+    /// before answering 503 (ms). Var `PROJECTION_WAIT_MS`.
+    pub projection_wait_ms: u64,
+    /// Largest read-model document (bytes of JSON); a fold producing a larger one faults
+    /// its projection. Default 1 MiB, Convex's document limit.
+    /// Var `PROJECTION_MAX_DOCUMENT_BYTES`.
+    pub projection_max_document_bytes: usize,
+    /// The Convex deployment read models are mirrored into (`https://….convex.cloud`), if
+    /// any. Var `CONVEX_URL`; its deploy key is the secret `CONVEX_DEPLOY_KEY`.
+    pub convex_url: Option<String>,
 }
 
 impl Default for Config {
@@ -51,6 +61,9 @@ impl Default for Config {
             stream_hot_events: 50_000,
             stream_retry_max_ms: 10_000,
             edge_cache: true,
+            projection_wait_ms: 5_000,
+            projection_max_document_bytes: 1024 * 1024,
+            convex_url: None,
         }
     }
 }
@@ -91,6 +104,15 @@ impl Config {
                 .filter(|ms| *ms >= 100)
                 .unwrap_or(defaults.stream_retry_max_ms),
             edge_cache: var::<bool>(env, "EDGE_CACHE_ENABLED").unwrap_or(defaults.edge_cache),
+            projection_wait_ms: var(env, "PROJECTION_WAIT_MS")
+                .unwrap_or(defaults.projection_wait_ms),
+            projection_max_document_bytes: var(env, "PROJECTION_MAX_DOCUMENT_BYTES")
+                .unwrap_or(defaults.projection_max_document_bytes),
+            convex_url: env
+                .var("CONVEX_URL")
+                .ok()
+                .map(|v| v.to_string().trim().trim_end_matches('/').to_owned())
+                .filter(|v| !v.is_empty()),
         }
     }
 }

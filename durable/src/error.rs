@@ -105,6 +105,14 @@ impl ApiError {
             ..Self::new(429, "rate_limited", message)
         }
     }
+    /// 503: not now (a read model behind a consistency token, an overloaded object);
+    /// retry after `retry_after_secs`.
+    pub fn overloaded(message: impl Into<String>, retry_after_secs: u32) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(503, "overloaded", message)
+        }
+    }
     /// 500: our fault. The detail is logged, never sent.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         worker::console_error!("internal error: {detail}");

@@ -31,6 +31,7 @@ pub mod feed;
 pub mod names;
 pub mod params;
 pub mod partition;
+pub mod projector;
 pub mod sockets;
 pub mod sql;
 
@@ -38,3 +39,4 @@ pub use aggregate::AggregateObject;
 pub use config::Config;
 pub use error::{ApiError, ApiResult};
 pub use partition::StreamPartition;
+pub use projector::Projector;

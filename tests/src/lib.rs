@@ -267,6 +267,12 @@ impl Worker {
             matches!(self.home, Home::Kept(_)),
         ));
     }
+
+    /// Changes a var for the next [`Worker::restart`] (an operator's configuration change:
+    /// same storage, new settings).
+    pub fn set_var(&mut self, name: &str, value: impl ToString) {
+        self.options.vars.insert(name.to_owned(), value.to_string());
+    }
 }
 
 impl Drop for Worker {

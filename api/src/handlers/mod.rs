@@ -2,6 +2,7 @@
 //! the object that owns the data (or an answer the Worker gives itself).
 
 mod aggregates;
+mod projections;
 mod stream;
 
 use durable::encoding::json_response;
@@ -30,6 +31,7 @@ pub async fn dispatch(
             let target = aggregates::Target::new(&aggregate_type, &aggregate_id)?;
             aggregates::handle(req, env, config, &target, op, &admitted).await
         }
+        Route::Projection(route) => projections::handle(req, env, route, &admitted).await,
         Route::Stream(route) => stream::handle(req, env, config, route, &admitted).await,
         Route::PartitionAdmin { partition, action } => {
             stream::admin(env, config, &partition, action, &admitted).await

@@ -22,7 +22,7 @@ use worker::{
     WebSocketPair, durable_object,
 };
 
-use crate::call::{AggregateOp, Call, Caller, INSTANCE_HEADER, PartitionOp};
+use crate::call::{AggregateOp, Call, Caller, ConsistencyToken, INSTANCE_HEADER, PartitionOp};
 use crate::clock::{at_unix_ms, new_event_id, now_ms};
 use crate::config::Config;
 use crate::encoding::{Encoding, EventPage, json_response, page_response};
@@ -66,6 +66,8 @@ struct CommandResponse<'a> {
     aggregate_id: &'a str,
     version: u64,
     events: &'a [EventEnvelope],
+    /// `"{type}/{id}@{version}"`: a projection read given it waits for this command.
+    consistency_token: String,
 }
 
 /// The answer to a state read.
@@ -278,6 +280,12 @@ impl AggregateObject {
                 aggregate_id: &id.aggregate_id,
                 version: outcome.version,
                 events: &envelopes,
+                consistency_token: ConsistencyToken {
+                    aggregate_type: id.aggregate_type.clone(),
+                    aggregate_id: id.aggregate_id.clone(),
+                    version: outcome.version,
+                }
+                .to_string(),
             },
             200,
         );

@@ -11,7 +11,7 @@
 
 pub mod store;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use domain::Position;
 use stream::{ForwardBatch, ForwardRefusal, Segment, SegmentEvent, StreamFilter};
@@ -21,7 +21,7 @@ use worker::{
 };
 
 use crate::cache::{CACHE_HEADER, EdgeCache};
-use crate::call::{Call, INSTANCE_HEADER, PartitionOp};
+use crate::call::{Call, INSTANCE_HEADER, PartitionOp, ProjectorOp};
 use crate::clock::{at_unix_ms, now_ms};
 use crate::config::Config;
 use crate::encoding::{Encoding, StreamPage, json_response, stream_page_response};
@@ -42,6 +42,8 @@ pub struct StreamPartition {
     /// Tenant and partition number, from the object's own name.
     identity: Option<(String, u32)>,
     store: RefCell<Option<PartitionStore>>,
+    /// Whether the alarm is set to wake projectors (cleared when it fires).
+    alarm_armed: Cell<bool>,
     instance: String,
 }
 
@@ -57,6 +59,7 @@ impl DurableObject for StreamPartition {
             env,
             identity,
             store: RefCell::new(None),
+            alarm_armed: Cell::new(false),
             instance: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -70,8 +73,11 @@ impl DurableObject for StreamPartition {
         Ok(response)
     }
 
-    /// Archives what the policy allows, and closes sockets whose token expired.
+    /// Wakes the projectors, archives what the policy allows, and closes sockets whose
+    /// token expired.
     async fn alarm(&self) -> Result<Response> {
+        self.alarm_armed.set(false);
+        self.wake_projectors().await;
         if let Err(error) = self.archive().await {
             worker::console_error!("archiving failed: {error}");
             let _ = self
@@ -196,14 +202,14 @@ impl StreamPartition {
             Err(refusal @ ForwardRefusal::Gap { .. }) => return Ok(json_response(&refusal, 409)),
             Err(refusal @ ForwardRefusal::Paused) => return Ok(json_response(&refusal, 503)),
         };
-        if let (Some(first), Some(last)) = (appended.first(), appended.last()) {
+        if !appended.is_empty() {
             self.broadcast(partition, &appended);
-            let size = self.config.stream_segment_events;
-            if size > 0 && last.offset / size > (first.offset - 1) / size {
-                // A segment's worth more: let the alarm archive what the policy allows.
-                let _ = futures_util::FutureExt::now_or_never(
-                    self.state.storage().set_alarm(at_unix_ms(now_ms() + 1_000)),
-                );
+            // The alarm wakes the projectors and archives what the policy allows; it is
+            // set in this synchronous step, so it commits with the events.
+            if !self.alarm_armed.replace(true) {
+                let storage = self.state.storage();
+                let _ =
+                    futures_util::FutureExt::now_or_never(storage.set_alarm(at_unix_ms(now_ms())));
             }
         }
         Ok(json_response(&ack, 200))
@@ -363,6 +369,36 @@ impl StreamPartition {
                         .map_err(ApiError::internal)
                 })
                 .map_err(|e| e.message)?;
+            }
+        }
+    }
+
+    /// Tells every projector of the tenant that this partition took events. A projector
+    /// that misses a wake catches up at the next one, or when a read waits for it.
+    async fn wake_projectors(&self) {
+        let Ok((tenant, partition)) = self.identity() else {
+            return;
+        };
+        for projection in projections::registry() {
+            let name = ObjectName::Projector {
+                tenant: tenant.to_owned(),
+                projection: projection.name().to_owned(),
+            };
+            let woken = async {
+                let stub = self
+                    .env
+                    .durable_object(crate::projector::PROJECTORS)?
+                    .id_from_name(&name.to_string())?
+                    .get_stub()?;
+                Call {
+                    caller: None,
+                    op: ProjectorOp::Wake { partition },
+                }
+                .send(&stub, false, None)
+                .await
+            };
+            if let Err(error) = woken.await {
+                worker::console_warn!("waking {name} failed: {}", error.message);
             }
         }
     }

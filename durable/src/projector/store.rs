@@ -1,0 +1,641 @@
+//! The SQLite side of a projector: generations of one projection (the live one and, during
+//! a rebuild, the next), each with a checkpoint per partition, its documents, and the
+//! per-aggregate watermarks that answer read-your-writes; plus how far the Convex mirror
+//! has got in each partition.
+//!
+//! Every method is synchronous: a page of events — documents, watermarks and the
+//! checkpoint — is applied with no `.await` and commits as one unit, so each event is
+//! applied exactly once whatever crashes.
+
+use std::collections::BTreeMap;
+
+use domain::EventEnvelope;
+use projections::{DocChange, Projection};
+use serde::Serialize;
+use serde_json::Value;
+use worker::{SqlStorage, SqlStorageValue};
+
+use crate::sql::{SqlError, int, integer, migrate, scalar, text};
+
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE generations (
+    generation INTEGER PRIMARY KEY,
+    version    INTEGER NOT NULL,
+    state      TEXT    NOT NULL,
+    fault      TEXT,
+    started_at INTEGER NOT NULL
+);
+CREATE TABLE checkpoints (
+    generation    INTEGER NOT NULL,
+    partition     INTEGER NOT NULL,
+    stream_offset INTEGER NOT NULL,
+    head          INTEGER NOT NULL,
+    PRIMARY KEY (generation, partition)
+) WITHOUT ROWID;
+CREATE TABLE documents (
+    generation INTEGER NOT NULL,
+    doc_id     TEXT    NOT NULL,
+    body       TEXT    NOT NULL,
+    revision   INTEGER NOT NULL,
+    sort_key   INTEGER NOT NULL,
+    filters    TEXT    NOT NULL,
+    PRIMARY KEY (generation, doc_id)
+) WITHOUT ROWID;
+CREATE INDEX documents_newest_first ON documents (generation, sort_key DESC, doc_id DESC);
+CREATE TABLE watermarks (
+    generation INTEGER NOT NULL,
+    aggregate  TEXT    NOT NULL,
+    seq        INTEGER NOT NULL,
+    PRIMARY KEY (generation, aggregate)
+) WITHOUT ROWID;
+CREATE TABLE mirror_cursors (
+    partition     INTEGER PRIMARY KEY,
+    stream_offset INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL,
+    last_error    TEXT
+);
+"];
+
+/// A generation is `building` (a rebuild catching up beside the live one) or `active`
+/// (serving). Either may be *faulted*: a fold failed and it stopped, with the event and
+/// the error recorded, until a rebuild replaces it.
+pub const ACTIVE: &str = "active";
+pub const BUILDING: &str = "building";
+
+fn err(e: impl std::fmt::Display) -> SqlError {
+    e.to_string()
+}
+
+/// One generation, as the status route shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generation {
+    pub generation: u64,
+    pub version: u32,
+    pub state: String,
+    /// `{"error", "event": {type, aggregate_type, aggregate_id, seq, position}}` when a
+    /// fold failed.
+    pub fault: Option<Value>,
+    /// Partition → last offset applied.
+    pub checkpoints: BTreeMap<u32, u64>,
+    /// Partition → the head it had when last read.
+    pub heads: BTreeMap<u32, u64>,
+    /// Events seen in partitions but not applied yet (sum over partitions).
+    pub lag: u64,
+}
+
+/// A stored document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Document {
+    pub doc_id: String,
+    pub revision: u64,
+    pub body: Value,
+}
+
+pub struct ProjectorStore {
+    sql: SqlStorage,
+}
+
+impl std::fmt::Debug for ProjectorStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectorStore").finish_non_exhaustive()
+    }
+}
+
+impl ProjectorStore {
+    /// Opens the store; a new projector starts with generation 1 active at `version`.
+    pub fn open(sql: SqlStorage, version: u32, now_ms: i64) -> Result<Self, SqlError> {
+        migrate(&sql, MIGRATIONS)?;
+        let store = Self { sql };
+        if store
+            .scalar("SELECT count(*) FROM generations", vec![])?
+            .unwrap_or(0)
+            == 0
+        {
+            store.start_generation(1, version, ACTIVE, now_ms)?;
+        }
+        Ok(store)
+    }
+
+    fn scalar(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Option<i64>, SqlError> {
+        scalar(&self.sql, query, bindings)
+    }
+
+    fn start_generation(
+        &self,
+        generation: u64,
+        version: u32,
+        state: &str,
+        now_ms: i64,
+    ) -> Result<(), SqlError> {
+        self.sql
+            .exec(
+                "INSERT INTO generations (generation, version, state, started_at) VALUES (?, ?, ?, ?)",
+                vec![int(generation), int(u64::from(version)), state.into(), now_ms.into()],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// The serving generation and its version.
+    pub fn active(&self) -> Result<(u64, u32), SqlError> {
+        let cursor = self
+            .sql
+            .exec(
+                "SELECT generation, version FROM generations WHERE state = 'active' ORDER BY generation DESC LIMIT 1",
+                None,
+            )
+            .map_err(err)?;
+        match cursor.raw().next() {
+            Some(row) => match row.map_err(err)?.as_slice() {
+                [g, v] => Ok((integer(g)? as u64, integer(v)? as u32)),
+                _ => Err("bad generations row".into()),
+            },
+            None => Err("no serving generation".into()),
+        }
+    }
+
+    /// The generations still fed events: the active one and one being built, unless a
+    /// fold error stopped them.
+    pub fn fed_generations(&self) -> Result<Vec<u64>, SqlError> {
+        let cursor = self
+            .sql
+            .exec(
+                "SELECT generation FROM generations WHERE state IN ('active', 'building') AND fault IS NULL ORDER BY generation",
+                None,
+            )
+            .map_err(err)?;
+        cursor
+            .raw()
+            .map(|row| integer(row.map_err(err)?.first().ok_or("no column")?).map(|g| g as u64))
+            .collect()
+    }
+
+    /// Starts building the next generation at `version` from offset 0, replacing any
+    /// build in progress. Returns its number.
+    pub fn begin_rebuild(&mut self, version: u32, now_ms: i64) -> Result<u64, SqlError> {
+        for building in self.generations_in(BUILDING)? {
+            self.drop_generation(building)?;
+        }
+        let next = self
+            .scalar("SELECT max(generation) FROM generations", vec![])?
+            .unwrap_or(0) as u64
+            + 1;
+        self.start_generation(next, version, BUILDING, now_ms)?;
+        Ok(next)
+    }
+
+    fn generations_in(&self, state: &str) -> Result<Vec<u64>, SqlError> {
+        let cursor = self
+            .sql
+            .exec(
+                "SELECT generation FROM generations WHERE state = ?",
+                vec![state.into()],
+            )
+            .map_err(err)?;
+        cursor
+            .raw()
+            .map(|row| integer(row.map_err(err)?.first().ok_or("no column")?).map(|g| g as u64))
+            .collect()
+    }
+
+    /// A built generation takes over: one synchronous step, so every read sees either the
+    /// old documents or the new ones. The old generation's rows are dropped.
+    pub fn take_over(&mut self, generation: u64) -> Result<(), SqlError> {
+        let old: Vec<u64> = self
+            .all_generations()?
+            .into_iter()
+            .filter(|g| *g != generation)
+            .collect();
+        self.sql
+            .exec(
+                "UPDATE generations SET state = 'active' WHERE generation = ?",
+                vec![int(generation)],
+            )
+            .map_err(err)?;
+        for g in old {
+            self.drop_generation(g)?;
+        }
+        // The mirror follows the serving generation: send it every document again.
+        self.sql
+            .exec("DELETE FROM mirror_cursors", None)
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn all_generations(&self) -> Result<Vec<u64>, SqlError> {
+        let cursor = self
+            .sql
+            .exec("SELECT generation FROM generations", None)
+            .map_err(err)?;
+        cursor
+            .raw()
+            .map(|row| integer(row.map_err(err)?.first().ok_or("no column")?).map(|g| g as u64))
+            .collect()
+    }
+
+    fn drop_generation(&mut self, generation: u64) -> Result<(), SqlError> {
+        for table in ["documents", "watermarks", "checkpoints", "generations"] {
+            self.sql
+                .exec(
+                    &format!("DELETE FROM {table} WHERE generation = ?"),
+                    vec![int(generation)],
+                )
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// The last offset applied from `partition` by `generation`.
+    pub fn checkpoint(&self, generation: u64, partition: u32) -> Result<u64, SqlError> {
+        Ok(self
+            .scalar(
+                "SELECT stream_offset FROM checkpoints WHERE generation = ? AND partition = ?",
+                vec![int(generation), int(u64::from(partition))],
+            )?
+            .unwrap_or(0) as u64)
+    }
+
+    /// Whether `generation` has stopped on a fold error.
+    pub fn faulted(&self, generation: u64) -> Result<bool, SqlError> {
+        Ok(self
+            .scalar(
+                "SELECT fault IS NOT NULL FROM generations WHERE generation = ?",
+                vec![int(generation)],
+            )?
+            .unwrap_or(1)
+            != 0)
+    }
+
+    /// Applies a page read from `partition` to `generation`: each event with an offset past
+    /// the checkpoint is folded, its documents written, its aggregate's watermark raised,
+    /// and the checkpoint moved — all in this one synchronous step. A fold error stops the
+    /// generation (`faulted`, with the event and error); what came before it stays applied.
+    /// Returns the document changes with their offsets (for live sockets and the mirror).
+    pub fn apply_page(
+        &mut self,
+        projection: &dyn Projection,
+        generation: u64,
+        partition: u32,
+        events: &[EventEnvelope],
+        head: u64,
+        max_document_bytes: usize,
+    ) -> Result<Vec<(u64, DocChange, u64)>, SqlError> {
+        let checkpoint = self.checkpoint(generation, partition)?;
+        let mut changes = Vec::new();
+        let mut applied_through = checkpoint;
+        for event in events {
+            let Some(offset) = event.position.map(|p| p.offset) else {
+                return Err("an event from the stream without a position".into());
+            };
+            if offset <= applied_through {
+                continue; // already applied (a concurrent catch-up got here first)
+            }
+            let folded = projections::fold_event(projection, event, |doc_id| {
+                self.document(generation, doc_id).ok().flatten().map(|d| d.body)
+            })
+            .and_then(|changes| {
+                // A document must fit where read models go (Convex: 1 MiB per document).
+                match changes.iter().find_map(|c| {
+                    let size = c.body.as_ref()?.to_string().len();
+                    (size > max_document_bytes).then_some((c.doc_id.clone(), size))
+                }) {
+                    Some((doc_id, size)) => Err(projections::FoldError::new(
+                        event,
+                        format!(
+                            "document `{doc_id}` would be {size} bytes, over the limit of {max_document_bytes} (PROJECTION_MAX_DOCUMENT_BYTES)"
+                        ),
+                    )),
+                    None => Ok(changes),
+                }
+            });
+            let folded = match folded {
+                Ok(folded) => folded,
+                Err(error) => {
+                    let fault = serde_json::json!({
+                        "error": error.to_string(),
+                        "event": {
+                            "type": event.event_type,
+                            "aggregate_type": event.aggregate_type,
+                            "aggregate_id": event.aggregate_id,
+                            "seq": event.seq,
+                            "position": event.position,
+                        },
+                    });
+                    self.sql
+                        .exec(
+                            "UPDATE generations SET fault = ? WHERE generation = ?",
+                            vec![fault.to_string().into(), int(generation)],
+                        )
+                        .map_err(err)?;
+                    break;
+                }
+            };
+            for change in folded {
+                let revision = self.write(projection, generation, &change)?;
+                changes.push((offset, change, revision));
+            }
+            self.sql
+                .exec(
+                    "INSERT INTO watermarks (generation, aggregate, seq) VALUES (?, ?, ?)
+                     ON CONFLICT (generation, aggregate) DO UPDATE SET seq = max(seq, excluded.seq)",
+                    vec![
+                        int(generation),
+                        format!("{}/{}", event.aggregate_type, event.aggregate_id).into(),
+                        int(event.seq),
+                    ],
+                )
+                .map_err(err)?;
+            applied_through = offset;
+        }
+        self.sql
+            .exec(
+                "INSERT INTO checkpoints (generation, partition, stream_offset, head) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (generation, partition) DO UPDATE SET stream_offset = excluded.stream_offset, head = max(head, excluded.head)",
+                vec![int(generation), int(u64::from(partition)), int(applied_through), int(head)],
+            )
+            .map_err(err)?;
+        Ok(changes)
+    }
+
+    /// Writes one change; returns the document's new revision (0 for a delete).
+    fn write(
+        &mut self,
+        projection: &dyn Projection,
+        generation: u64,
+        change: &DocChange,
+    ) -> Result<u64, SqlError> {
+        match &change.body {
+            Some(body) => {
+                let index = projection.index(body);
+                let filters: serde_json::Map<String, Value> = index
+                    .filters
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+                    .collect();
+                self.sql
+                    .exec(
+                        "INSERT INTO documents (generation, doc_id, body, revision, sort_key, filters) VALUES (?, ?, ?, 1, ?, ?)
+                         ON CONFLICT (generation, doc_id) DO UPDATE SET body = excluded.body, revision = revision + 1,
+                             sort_key = excluded.sort_key, filters = excluded.filters",
+                        vec![
+                            int(generation),
+                            change.doc_id.as_str().into(),
+                            body.to_string().into(),
+                            index.sort_key.into(),
+                            Value::Object(filters).to_string().into(),
+                        ],
+                    )
+                    .map_err(err)?;
+                Ok(self
+                    .scalar(
+                        "SELECT revision FROM documents WHERE generation = ? AND doc_id = ?",
+                        vec![int(generation), change.doc_id.as_str().into()],
+                    )?
+                    .unwrap_or(1) as u64)
+            }
+            None => {
+                self.sql
+                    .exec(
+                        "DELETE FROM documents WHERE generation = ? AND doc_id = ?",
+                        vec![int(generation), change.doc_id.as_str().into()],
+                    )
+                    .map_err(err)?;
+                Ok(0)
+            }
+        }
+    }
+
+    pub fn document(&self, generation: u64, doc_id: &str) -> Result<Option<Document>, SqlError> {
+        let cursor = self
+            .sql
+            .exec(
+                "SELECT doc_id, revision, body FROM documents WHERE generation = ? AND doc_id = ?",
+                vec![int(generation), doc_id.into()],
+            )
+            .map_err(err)?;
+        cursor
+            .raw()
+            .next()
+            .map(|row| decode_document(&row.map_err(err)?))
+            .transpose()
+    }
+
+    /// A page of documents newest first, matching `filters` (name → value), after the
+    /// cursor `after` (`"{sort_key}:{doc_id}"` of the last document of the previous page).
+    pub fn list(
+        &self,
+        generation: u64,
+        filters: &[(String, String)],
+        limit: usize,
+        after: Option<(i64, String)>,
+    ) -> Result<(Vec<Document>, Option<String>), SqlError> {
+        let mut conditions = vec!["generation = ?1".to_owned()];
+        let mut bindings = vec![int(generation), int(limit as u64 + 1)];
+        if let Some((sort_key, doc_id)) = &after {
+            bindings.push((*sort_key).into());
+            bindings.push(doc_id.as_str().into());
+            let (k, d) = (bindings.len() - 1, bindings.len());
+            conditions.push(format!(
+                "(sort_key < ?{k} OR (sort_key = ?{k} AND doc_id < ?{d}))"
+            ));
+        }
+        for (name, value) in filters {
+            bindings.push(format!("$.{name}").into());
+            bindings.push(value.as_str().into());
+            let (p, v) = (bindings.len() - 1, bindings.len());
+            conditions.push(format!("json_extract(filters, ?{p}) = ?{v}"));
+        }
+        let cursor = self
+            .sql
+            .exec(
+                &format!(
+                    "SELECT doc_id, revision, body, sort_key FROM documents WHERE {}
+                     ORDER BY sort_key DESC, doc_id DESC LIMIT ?2",
+                    conditions.join(" AND ")
+                ),
+                bindings,
+            )
+            .map_err(err)?;
+        let mut documents = Vec::new();
+        let mut keys = Vec::new();
+        for row in cursor.raw() {
+            let row = row.map_err(err)?;
+            keys.push(row.get(3).map(integer).transpose()?.unwrap_or(0));
+            documents.push(decode_document(&row[..3])?);
+        }
+        let next = if documents.len() > limit {
+            documents.truncate(limit);
+            documents
+                .last()
+                .map(|d| format!("{}:{}", keys[limit - 1], d.doc_id))
+        } else {
+            None
+        };
+        Ok((documents, next))
+    }
+
+    /// The highest seq of `aggregate` (`"{type}/{id}"`) folded into `generation`.
+    pub fn watermark(&self, generation: u64, aggregate: &str) -> Result<u64, SqlError> {
+        Ok(self
+            .scalar(
+                "SELECT seq FROM watermarks WHERE generation = ? AND aggregate = ?",
+                vec![int(generation), aggregate.into()],
+            )?
+            .unwrap_or(0) as u64)
+    }
+
+    /// Every generation with its checkpoints, heads and lag.
+    pub fn generations(&self) -> Result<Vec<Generation>, SqlError> {
+        let cursor = self
+            .sql
+            .exec(
+                "SELECT generation, version, state, fault FROM generations ORDER BY generation",
+                None,
+            )
+            .map_err(err)?;
+        let rows: Vec<Vec<SqlStorageValue>> = cursor
+            .raw()
+            .map(|r| r.map_err(err))
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for row in rows {
+            let [g, v, state, fault] = row.as_slice() else {
+                return Err("bad generations row".into());
+            };
+            let generation = integer(g)? as u64;
+            let cursor = self
+                .sql
+                .exec(
+                    "SELECT partition, stream_offset, head FROM checkpoints WHERE generation = ?",
+                    vec![int(generation)],
+                )
+                .map_err(err)?;
+            let mut checkpoints = BTreeMap::new();
+            let mut heads = BTreeMap::new();
+            for row in cursor.raw() {
+                let row = row.map_err(err)?;
+                if let [p, o, h] = row.as_slice() {
+                    checkpoints.insert(integer(p)? as u32, integer(o)? as u64);
+                    heads.insert(integer(p)? as u32, integer(h)? as u64);
+                }
+            }
+            let lag = heads
+                .iter()
+                .map(|(p, h)| h.saturating_sub(*checkpoints.get(p).unwrap_or(&0)))
+                .sum();
+            out.push(Generation {
+                generation,
+                version: integer(v)? as u32,
+                state: text(state).unwrap_or_default(),
+                fault: text(fault).and_then(|f| serde_json::from_str(&f).ok()),
+                checkpoints,
+                heads,
+                lag,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether `generation` has applied everything up to the heads it last saw, for every
+    /// partition in `partitions`.
+    pub fn caught_up(
+        &self,
+        generation: u64,
+        partitions: std::ops::Range<u32>,
+    ) -> Result<bool, SqlError> {
+        for partition in partitions {
+            let cursor = self
+                .sql
+                .exec(
+                    "SELECT stream_offset, head FROM checkpoints WHERE generation = ? AND partition = ?",
+                    vec![int(generation), int(u64::from(partition))],
+                )
+                .map_err(err)?;
+            match cursor.raw().next() {
+                Some(row) => {
+                    let row = row.map_err(err)?;
+                    if let [o, h] = row.as_slice()
+                        && integer(o)? < integer(h)?
+                    {
+                        return Ok(false);
+                    }
+                }
+                None => return Ok(false), // never read
+            }
+        }
+        Ok(true)
+    }
+
+    pub fn mirror_cursor(&self, partition: u32) -> Result<u64, SqlError> {
+        Ok(self
+            .scalar(
+                "SELECT stream_offset FROM mirror_cursors WHERE partition = ?",
+                vec![int(u64::from(partition))],
+            )?
+            .unwrap_or(0) as u64)
+    }
+
+    /// Convex holds everything through `offset` of `partition` (its cursor).
+    pub fn mirror_acknowledged(&mut self, partition: u32, offset: u64) -> Result<(), SqlError> {
+        self.sql
+            .exec(
+                "INSERT INTO mirror_cursors (partition, stream_offset, attempts, last_error) VALUES (?, ?, 0, NULL)
+                 ON CONFLICT (partition) DO UPDATE SET stream_offset = excluded.stream_offset, attempts = 0, last_error = NULL",
+                vec![int(u64::from(partition)), int(offset)],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// A failed mirror attempt; returns how many failed in a row.
+    pub fn mirror_failed(&mut self, partition: u32, error: &str) -> Result<u32, SqlError> {
+        self.sql
+            .exec(
+                "INSERT INTO mirror_cursors (partition, stream_offset, attempts, last_error) VALUES (?, 0, 1, ?)
+                 ON CONFLICT (partition) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error",
+                vec![int(u64::from(partition)), error.into()],
+            )
+            .map_err(err)?;
+        Ok(self
+            .scalar(
+                "SELECT attempts FROM mirror_cursors WHERE partition = ?",
+                vec![int(u64::from(partition))],
+            )?
+            .unwrap_or(1) as u32)
+    }
+
+    /// Per partition: Convex's cursor, failures in a row, the last error.
+    pub fn mirror_status(&self) -> Result<Vec<Value>, SqlError> {
+        let cursor = self
+            .sql
+            .exec(
+                "SELECT partition, stream_offset, attempts, last_error FROM mirror_cursors ORDER BY partition",
+                None,
+            )
+            .map_err(err)?;
+        let mut partitions = Vec::new();
+        for row in cursor.raw() {
+            let row = row.map_err(err)?;
+            if let [p, o, a, e] = row.as_slice() {
+                partitions.push(serde_json::json!({
+                    "partition": integer(p)?,
+                    "cursor": integer(o)?,
+                    "failures": integer(a)?,
+                    "last_error": text(e),
+                }));
+            }
+        }
+        Ok(partitions)
+    }
+}
+
+fn decode_document(row: &[SqlStorageValue]) -> Result<Document, SqlError> {
+    let [doc_id, revision, body] = row else {
+        return Err("bad documents row".into());
+    };
+    Ok(Document {
+        doc_id: text(doc_id).unwrap_or_default(),
+        revision: integer(revision)? as u64,
+        body: serde_json::from_str(&text(body).unwrap_or_default()).map_err(err)?,
+    })
+}
