@@ -48,11 +48,12 @@
 //!
 //! # Cursor and status
 //! An event is *settled* once acked, skipped or parked, and *unsettled* from its delivery (or
-//! replay) until then. A partition's cursor is the end of its contiguous settled prefix:
-//! every event up to it was settled at least once, and it never moves back — not even when
-//! a parked event at or below it is replayed (the status counts it as waiting). The cursor
-//! is what the object stores durably; a group starts at a cursor ([`StartFrom`]: the
-//! beginning, the end, or after an offset per partition). [`GroupState::status`] gives per
+//! replay) until then. A partition's cursor moves forward over settled events, up to the
+//! first unsettled or undelivered one, and never moves back: every event up to it was
+//! settled at least once. A replayed event above the cursor holds it back like any other
+//! unsettled event; one at or below it leaves it where it is (the status counts it as
+//! waiting). The cursor is what the object stores durably; a group starts at a cursor
+//! ([`StartFrom`]: the beginning, the end, or after an offset per partition). [`GroupState::status`] gives per
 //! partition the cursor, the head, the lag (`head − cursor`), the events in flight and
 //! waiting, the busy lease and the parked count.
 //!
@@ -96,6 +97,8 @@ pub mod error;
 pub mod group;
 pub mod status;
 
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties;
 #[cfg(test)]
 mod tests;
 

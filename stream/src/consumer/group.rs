@@ -174,8 +174,11 @@ pub struct Released {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParkedSelection {
+    /// Every parked event.
     All,
+    /// Every parked event of one partition.
     Partition(u32),
+    /// One parked event ([`ConsumerError::NotParked`] if it is not parked).
     Event(Position),
 }
 
