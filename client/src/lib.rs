@@ -65,6 +65,7 @@ mod read;
 mod reply;
 mod retry;
 mod socket;
+mod stream;
 mod subscription;
 
 pub use command::{CommandBody, CommandResult, new_idempotency_key};
@@ -75,6 +76,10 @@ pub use read::{At, BackwardPage, EventPage, MAX_PAGE, State};
 pub use reply::Reply;
 pub use retry::RetryPolicy;
 pub use socket::{Frame, Incoming, PROTOCOL, Socket, Upgrade, ack_frame, close};
+pub use stream::{
+    PartitionStatus, StreamFrame, StreamPage, StreamQuery, StreamSubscription, StreamUpdate,
+    stream_ack_frame,
+};
 pub use subscription::{AckMode, SubscribeOptions, Subscription, Update};
 
 /// The version of `reqwest` the raw layer speaks (its `Method`, `RequestBuilder`, headers).
