@@ -13,16 +13,24 @@
 //! # Layout
 //!
 //! * `main.rs` — the argument tree and dispatch, nothing else.
-//! * one module per subcommand (`token`), each with an `Args` struct and a `run` function;
-//!   adding a command is a module, a variant in [`Command`] and an arm in `main`.
+//! * one module per subcommand (`token`, `replay`, `tail`, `state`), each with an `Args`
+//!   struct and a `run` function; adding a command is a module, a variant in [`Command`] and
+//!   an arm in `main`.
 //! * `secret` — where the signing secret comes from (`--secret`, `$AUTH_SECRET`, `.dev.vars`),
 //!   shared by every command that needs to sign.
+//! * `server` — `--url` and `--token` (or `$EDGELOOP_TOKEN`), shared by every command that
+//!   talks to a Worker through the `client` crate, and the one-line messages its failures
+//!   become.
 //!
 //! Output contract: a command's result goes to stdout and nothing else does, so it can be
-//! captured with `$(…)`; warnings and errors go to stderr; failure exits with status 1
-//! (2 for usage errors, from clap).
+//! captured with `$(…)`; progress, warnings and errors go to stderr; failure exits with
+//! status 1 (2 for usage errors, from clap; 130 for an export stopped by Ctrl-C).
 
+mod replay;
 mod secret;
+mod server;
+mod state;
+mod tail;
 mod token;
 
 use std::process::ExitCode;
@@ -45,20 +53,50 @@ enum Command {
                             curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8787/v1/..."
     )]
     Token(token::Args),
+
+    /// Export the tenant's global stream to NDJSON, CSV or Parquet; resumable after any
+    /// interruption, without duplicates or loss.
+    #[command(
+        after_help = "Example:\n  edgeloop replay --url http://127.0.0.1:8787 --token \"$TOKEN\" \\\n    \
+                      --format parquet --output events.parquet\n\
+                      Run the same command again after an interruption to continue where it stopped."
+    )]
+    Replay(replay::Args),
+
+    /// Follow one partition of the global stream, catch-up then live, one envelope per line.
+    Tail(tail::Args),
+
+    /// Print an aggregate's state JSON: now, at a version, or as of a time.
+    State(state::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Token(args) => token::run(&args),
+        Command::Replay(args) => block_on(replay::run(args)),
+        Command::Tail(args) => block_on(tail::run(args)),
+        Command::State(args) => block_on(state::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            if err.is::<replay::Interrupted>() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// Runs a command that talks to a Worker on a Tokio runtime.
+fn block_on(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(command)
 }
 
 #[cfg(test)]
