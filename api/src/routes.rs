@@ -21,6 +21,10 @@ pub enum Route {
     Stream(StreamRoute),
     /// `/v1/projections…`: read models.
     Projection(ProjectionRoute),
+    /// `/v1/consumers…`: consumer groups for agent loops.
+    Consumers(ConsumerRoute),
+    /// `GET /v1/trace/{correlation_id}`: a causal chain across aggregates.
+    Trace { correlation_id: String },
     /// `POST /v1/stream/partitions/{n}/{pause|resume|archive}`: operating a partition.
     PartitionAdmin {
         partition: String,
@@ -52,6 +56,38 @@ pub enum ProjectionRoute {
     Socket { name: String, doc_id: String },
     /// `POST /v1/projections/{name}/rebuild`: build the next version beside the live one.
     Rebuild { name: String },
+}
+
+/// What a consumer-group route does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerRoute {
+    /// `GET /v1/consumers`
+    List,
+    /// `PUT /v1/consumers/{group}`
+    Create { group: String },
+    /// `GET /v1/consumers/{group}`
+    Status { group: String },
+    /// `DELETE /v1/consumers/{group}`
+    Delete { group: String },
+    /// `POST /v1/consumers/{group}/{poll|ack|nack|renew|release}`
+    Action {
+        group: String,
+        action: ConsumerAction,
+    },
+    /// `GET /v1/consumers/{group}/parked`
+    Parked { group: String },
+    /// `POST /v1/consumers/{group}/parked/replay`
+    Replay { group: String },
+}
+
+/// What a consumer does with a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerAction {
+    Poll,
+    Ack,
+    Nack,
+    Renew,
+    Release,
 }
 
 /// An operation on one partition.
@@ -108,6 +144,8 @@ impl Route {
             Route::PartitionAdmin { .. } => Some(auth::Scope::Admin),
             Route::Projection(ProjectionRoute::Rebuild { .. }) => Some(auth::Scope::Admin),
             Route::Projection(_) => Some(auth::Scope::Read),
+            Route::Consumers(_) => Some(auth::Scope::Consume),
+            Route::Trace { .. } => Some(auth::Scope::Read),
         }
     }
 
@@ -154,6 +192,51 @@ pub fn match_route(method: &Method, path: &str) -> Result<Route, NoRoute> {
         ["v1", "stream"] => (Route::Stream(StreamRoute::Read), Method::Get),
         ["v1", "stream", "ws"] => (Route::Stream(StreamRoute::Socket), Method::Get),
         ["v1", "stream", "partitions"] => (Route::Stream(StreamRoute::Partitions), Method::Get),
+        ["v1", "consumers"] => (Route::Consumers(ConsumerRoute::List), Method::Get),
+        ["v1", "consumers", group] => {
+            let group = (*group).to_owned();
+            let route = match method {
+                Method::Put => ConsumerRoute::Create { group },
+                Method::Delete => ConsumerRoute::Delete { group },
+                Method::Get | Method::Head => ConsumerRoute::Status { group },
+                _ => return Err(NoRoute::MethodNotAllowed("GET, PUT, DELETE")),
+            };
+            let allowed = method.clone();
+            (Route::Consumers(route), allowed)
+        }
+        ["v1", "consumers", group, "parked"] => (
+            Route::Consumers(ConsumerRoute::Parked {
+                group: (*group).to_owned(),
+            }),
+            Method::Get,
+        ),
+        ["v1", "consumers", group, "parked", "replay"] => (
+            Route::Consumers(ConsumerRoute::Replay {
+                group: (*group).to_owned(),
+            }),
+            Method::Post,
+        ),
+        ["v1", "consumers", group, action] => {
+            let action = match *action {
+                "poll" => ConsumerAction::Poll,
+                "ack" => ConsumerAction::Ack,
+                "nack" => ConsumerAction::Nack,
+                "renew" => ConsumerAction::Renew,
+                "release" => ConsumerAction::Release,
+                _ => return Err(NoRoute::NotFound),
+            };
+            let route = ConsumerRoute::Action {
+                group: (*group).to_owned(),
+                action,
+            };
+            (Route::Consumers(route), Method::Post)
+        }
+        ["v1", "trace", correlation_id] => (
+            Route::Trace {
+                correlation_id: (*correlation_id).to_owned(),
+            },
+            Method::Get,
+        ),
         ["v1", "projections"] => (Route::Projection(ProjectionRoute::Index), Method::Get),
         ["v1", "projections", name] => (
             Route::Projection(ProjectionRoute::List {
@@ -202,6 +285,8 @@ pub fn match_route(method: &Method, path: &str) -> Result<Route, NoRoute> {
     } else {
         Err(NoRoute::MethodNotAllowed(match allowed {
             Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
             _ => "GET",
         }))
     }
@@ -353,7 +438,77 @@ mod tests {
                 Some(Scope::Admin),
             ),
         ];
-        for (method, path, route, scope) in table.into_iter().chain(stream).chain(projections) {
+        let group = |route: fn(String) -> ConsumerRoute| Route::Consumers(route("triage".into()));
+        let consumers = [
+            (
+                Method::Get,
+                "/v1/consumers",
+                Route::Consumers(ConsumerRoute::List),
+                Some(Scope::Consume),
+            ),
+            (
+                Method::Put,
+                "/v1/consumers/triage",
+                group(|group| ConsumerRoute::Create { group }),
+                Some(Scope::Consume),
+            ),
+            (
+                Method::Get,
+                "/v1/consumers/triage",
+                group(|group| ConsumerRoute::Status { group }),
+                Some(Scope::Consume),
+            ),
+            (
+                Method::Delete,
+                "/v1/consumers/triage",
+                group(|group| ConsumerRoute::Delete { group }),
+                Some(Scope::Consume),
+            ),
+            (
+                Method::Post,
+                "/v1/consumers/triage/poll",
+                group(|group| ConsumerRoute::Action {
+                    group,
+                    action: ConsumerAction::Poll,
+                }),
+                Some(Scope::Consume),
+            ),
+            (
+                Method::Post,
+                "/v1/consumers/triage/nack",
+                group(|group| ConsumerRoute::Action {
+                    group,
+                    action: ConsumerAction::Nack,
+                }),
+                Some(Scope::Consume),
+            ),
+            (
+                Method::Get,
+                "/v1/consumers/triage/parked",
+                group(|group| ConsumerRoute::Parked { group }),
+                Some(Scope::Consume),
+            ),
+            (
+                Method::Post,
+                "/v1/consumers/triage/parked/replay",
+                group(|group| ConsumerRoute::Replay { group }),
+                Some(Scope::Consume),
+            ),
+            (
+                Method::Get,
+                "/v1/trace/abc",
+                Route::Trace {
+                    correlation_id: "abc".into(),
+                },
+                Some(Scope::Read),
+            ),
+        ];
+        for (method, path, route, scope) in table
+            .into_iter()
+            .chain(stream)
+            .chain(projections)
+            .chain(consumers)
+        {
             let matched = match_route(&method, path).unwrap();
             assert_eq!(matched, route, "{method:?} {path}");
             assert_eq!(matched.scope(), scope, "{path}");

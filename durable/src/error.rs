@@ -32,6 +32,11 @@ impl ApiError {
             retry_after_secs: None,
         }
     }
+    /// An error with a status and code mapped from elsewhere (e.g. a consumer group's
+    /// refusals, which name their own). The status must be a documented 4xx.
+    pub fn with_status(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(status, code, message)
+    }
     pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.details.insert(key.to_owned(), value.into());
         self

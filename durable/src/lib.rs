@@ -25,6 +25,7 @@ pub mod cache;
 pub mod call;
 pub mod clock;
 pub mod config;
+pub mod consumer_group;
 pub mod encoding;
 pub mod error;
 pub mod feed;
@@ -37,6 +38,7 @@ pub mod sql;
 
 pub use aggregate::AggregateObject;
 pub use config::Config;
+pub use consumer_group::ConsumerGroup;
 pub use error::{ApiError, ApiResult};
 pub use partition::StreamPartition;
 pub use projector::Projector;

@@ -53,6 +53,11 @@ pub struct StreamFilter {
     pub since_ms: Option<i64>,
     /// Only events recorded before this time (exclusive), ms since the epoch.
     pub until_ms: Option<i64>,
+    /// Only the events of one causal chain: those whose `correlation_id` is this, and the
+    /// event whose `event_id` is this (the chain's root, which has no correlation id of its
+    /// own when it started the chain). Parameter `correlation_id` (1–256 characters).
+    #[serde(default)]
+    pub correlation_id: Option<String>,
 }
 
 impl StreamFilter {
@@ -78,11 +83,28 @@ impl StreamFilter {
         {
             return Err(FilterError::EmptyRange);
         }
+        let correlation_id = single(query, "correlation_id")?
+            .map(|value| {
+                let chars = value.chars().count();
+                if chars == 0 {
+                    Err(FilterError::Empty {
+                        parameter: "correlation_id",
+                    })
+                } else if chars > MAX_CORRELATION_CHARS {
+                    Err(FilterError::TooLong {
+                        parameter: "correlation_id",
+                    })
+                } else {
+                    Ok(value.to_owned())
+                }
+            })
+            .transpose()?;
         Ok(Self {
             aggregate_type,
             event_types,
             since_ms,
             until_ms,
+            correlation_id,
         })
     }
 
@@ -100,12 +122,23 @@ impl StreamFilter {
             && self.until_ms.is_none_or(|until| recorded_at_ms < until)
     }
 
+    /// Whether an event belongs to the filter's causal chain (always, without one): its
+    /// correlation id is the chain's, or it is the chain's root event.
+    pub fn matches_chain(&self, event_id: &str, correlation_id: Option<&str>) -> bool {
+        self.correlation_id
+            .as_deref()
+            .is_none_or(|chain| chain == event_id || correlation_id == Some(chain))
+    }
+
     /// Whether the filter lets every event through (so a reader can skip calling
     /// [`StreamFilter::matches`]).
     pub fn is_everything(&self) -> bool {
         self == &Self::default()
     }
 }
+
+/// Longest `correlation_id` accepted (the metadata limit of commands).
+pub const MAX_CORRELATION_CHARS: usize = 256;
 
 /// The value of a parameter given at most once.
 fn single<'q>(
@@ -439,8 +472,24 @@ mod tests {
         let json = serde_json::to_string(&filter).unwrap();
         assert_eq!(
             json,
-            r#"{"aggregate_type":null,"event_types":["A","B"],"since_ms":null,"until_ms":1700000000000}"#
+            r#"{"aggregate_type":null,"event_types":["A","B"],"since_ms":null,"until_ms":1700000000000,"correlation_id":null}"#
         );
         assert_eq!(serde_json::from_str::<StreamFilter>(&json).unwrap(), filter);
+        // Filters written before `correlation_id` existed still read.
+        let older = r#"{"aggregate_type":null,"event_types":null,"since_ms":null,"until_ms":null}"#;
+        assert_eq!(serde_json::from_str::<StreamFilter>(older).unwrap(), StreamFilter::default());
+    }
+
+    #[test]
+    fn a_causal_chain_is_its_root_and_everything_correlated_to_it() {
+        let chain = parse(&[("correlation_id", "root-1")]).unwrap();
+        assert!(chain.matches_chain("root-1", None), "the root event");
+        assert!(chain.matches_chain("e2", Some("root-1")), "a caused event");
+        assert!(!chain.matches_chain("e3", Some("other")));
+        assert!(!chain.matches_chain("e4", None));
+        assert!(StreamFilter::default().matches_chain("any", None));
+        assert!(parse(&[("correlation_id", "")]).is_err());
+        assert!(parse(&[("correlation_id", &"x".repeat(257))]).is_err());
+        assert!(!chain.is_everything());
     }
 }

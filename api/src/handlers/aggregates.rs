@@ -14,7 +14,6 @@ use durable::encoding::{Encoding, MSGPACK_MEDIA_TYPES, bytes_response, msgpack_t
 use durable::names::{self, ObjectName};
 use durable::params::{self, Query, check_params, listing_params, query_pairs, u64_param};
 use durable::{ApiError, ApiResult, Config};
-use futures_util::StreamExt;
 use worker::{Env, Request, Response};
 
 use crate::gate::Admitted;
@@ -73,7 +72,7 @@ pub async fn handle(
         AggregateRoute::Command => {
             check_params(&query, &[])?;
             let idempotency_key = idempotency_key(&req)?;
-            let bytes = read_body(&mut req, config.max_body_bytes).await?;
+            let bytes = super::read_body(&mut req, config.max_body_bytes).await?;
             body = Some(decode_command(&req, &bytes)?);
             AggregateOp::Command { idempotency_key }
         }
@@ -192,45 +191,6 @@ fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
     }
     Ok(Some(key))
 }
-
-/// Reads the body, refusing more than `limit` bytes (413) whatever `Content-Length` says:
-/// the stream is read chunk by chunk and abandoned as soon as it passes the limit, so a
-/// chunked body cannot make the Worker buffer more than `limit` bytes.
-async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
-    let unreadable = |_| ApiError::bad_request("the request body could not be read");
-    let mut body = Vec::new();
-    let Ok(mut stream) = req.stream() else {
-        return Ok(body); // no body at all
-    };
-    while let Some(chunk) = stream.next().await {
-        body.extend_from_slice(&chunk.map_err(unreadable)?);
-        if body.len() > limit {
-            // Read on without keeping anything, so a client still sending gets the 413
-            // instead of a reset connection — within a bound of bytes and of time, past
-            // which it does not (a body that never ends is answered all the same).
-            let mut drained = body.len();
-            drop(body);
-            let drain = async {
-                while drained < DRAIN_LIMIT_BYTES {
-                    match stream.next().await {
-                        Some(Ok(chunk)) => drained += chunk.len(),
-                        _ => break,
-                    }
-                }
-            };
-            let deadline = worker::Delay::from(DRAIN_LIMIT_TIME);
-            futures_util::pin_mut!(drain);
-            let _ = futures_util::future::select(drain, deadline).await;
-            return Err(ApiError::body_too_large(limit));
-        }
-    }
-    Ok(body)
-}
-
-/// How much of an oversized body is read (and discarded) before answering 413.
-const DRAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
-/// How long an oversized body is read before answering 413.
-const DRAIN_LIMIT_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Decodes and validates a command body — JSON by default, MessagePack with `Content-Type:
 /// application/msgpack` — and returns it as the JSON the object reads. Either way it goes

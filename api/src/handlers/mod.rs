@@ -2,11 +2,15 @@
 //! the object that owns the data (or an answer the Worker gives itself).
 
 mod aggregates;
+mod consumers;
 mod projections;
 mod stream;
+mod trace;
 
+use durable::ApiError;
 use durable::encoding::json_response;
 use durable::{ApiResult, Config};
+use futures_util::StreamExt;
 use serde_json::json;
 use worker::{Env, Request, Response};
 
@@ -31,6 +35,10 @@ pub async fn dispatch(
             let target = aggregates::Target::new(&aggregate_type, &aggregate_id)?;
             aggregates::handle(req, env, config, &target, op, &admitted).await
         }
+        Route::Consumers(route) => consumers::handle(req, env, config, route, &admitted).await,
+        Route::Trace { correlation_id } => {
+            trace::handle(req, env, config, &correlation_id, &admitted).await
+        }
         Route::Projection(route) => projections::handle(req, env, route, &admitted).await,
         Route::Stream(route) => stream::handle(req, env, config, route, &admitted).await,
         Route::PartitionAdmin { partition, action } => {
@@ -38,3 +46,42 @@ pub async fn dispatch(
         }
     }
 }
+
+/// Reads the body, refusing more than `limit` bytes (413) whatever `Content-Length` says:
+/// the stream is read chunk by chunk and abandoned as soon as it passes the limit, so a
+/// chunked body cannot make the Worker buffer more than `limit` bytes.
+pub(crate) async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
+    let unreadable = |_| ApiError::bad_request("the request body could not be read");
+    let mut body = Vec::new();
+    let Ok(mut stream) = req.stream() else {
+        return Ok(body); // no body at all
+    };
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.map_err(unreadable)?);
+        if body.len() > limit {
+            // Read on without keeping anything, so a client still sending gets the 413
+            // instead of a reset connection — within a bound of bytes and of time, past
+            // which it does not (a body that never ends is answered all the same).
+            let mut drained = body.len();
+            drop(body);
+            let drain = async {
+                while drained < DRAIN_LIMIT_BYTES {
+                    match stream.next().await {
+                        Some(Ok(chunk)) => drained += chunk.len(),
+                        _ => break,
+                    }
+                }
+            };
+            let deadline = worker::Delay::from(DRAIN_LIMIT_TIME);
+            futures_util::pin_mut!(drain);
+            let _ = futures_util::future::select(drain, deadline).await;
+            return Err(ApiError::body_too_large(limit));
+        }
+    }
+    Ok(body)
+}
+
+/// How much of an oversized body is read (and discarded) before answering 413.
+const DRAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
+/// How long an oversized body is read before answering 413.
+const DRAIN_LIMIT_TIME: std::time::Duration = std::time::Duration::from_secs(1);

@@ -249,6 +249,9 @@ impl StreamPartition {
                         &event.aggregate_type,
                         &event.event.event_type,
                         event.event.recorded_at_ms,
+                    ) && filter.matches_chain(
+                        &event.event.event_id,
+                        event.event.metadata.correlation_id.as_deref(),
                     ) {
                         bytes += event.event.data_msgpack.len();
                         events.push(event.clone());

@@ -14,7 +14,8 @@ use worker::{SqlStorage, SqlStorageValue};
 
 use crate::sql::{SqlError, int, integer, migrate, scalar, text};
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE events (
     stream_offset   INTEGER PRIMARY KEY,
     aggregate_type  TEXT    NOT NULL,
@@ -45,7 +46,14 @@ CREATE TABLE segments (
     last_offset  INTEGER NOT NULL,
     bytes        INTEGER NOT NULL
 );
-"];
+",
+    // Traces (`GET /v1/trace/{correlation_id}`): a causal chain is its root event and the
+    // events correlated to it.
+    "
+CREATE INDEX events_by_correlation ON events (correlation_id) WHERE correlation_id IS NOT NULL;
+CREATE INDEX events_by_event_id ON events (event_id);
+",
+];
 
 /// The columns of `events`, in the one order the statements and [`row_json`] /
 /// [`decode_row`] use.
@@ -362,6 +370,11 @@ impl PartitionStore {
         if let Some(until) = filter.until_ms {
             bindings.push(until.into());
             conditions.push(format!("recorded_at < ?{}", bindings.len()));
+        }
+        if let Some(chain) = &filter.correlation_id {
+            bindings.push(chain.as_str().into());
+            let n = bindings.len();
+            conditions.push(format!("(correlation_id = ?{n} OR event_id = ?{n})"));
         }
         let query = format!(
             "SELECT {} FROM events WHERE {} ORDER BY stream_offset LIMIT ?3",

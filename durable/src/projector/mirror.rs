@@ -220,7 +220,7 @@ async fn mirror_partition(
         });
         match call_mutation(url, key, "mirror:applyBatch", args).await? {
             Answer::Success { value } => {
-                let held = value["cursor"].as_u64().unwrap_or(through);
+                let held = offset_of(&value["cursor"]).unwrap_or(through);
                 projector.with_store(|s| {
                     s.mirror_acknowledged(partition, held)
                         .map_err(ApiError::internal)
@@ -231,7 +231,7 @@ async fn mirror_partition(
                 error_data,
             } => {
                 let data = error_data.unwrap_or(Value::Null);
-                match (data["code"].as_str(), data["expected"].as_u64()) {
+                match (data["code"].as_str(), offset_of(&data["expected"])) {
                     (Some("gap"), Some(expected)) => {
                         // Convex holds another cursor (it lost data, or an answer was
                         // lost): continue from where it is.
@@ -250,6 +250,16 @@ async fn mirror_partition(
         }
     }
     Ok(())
+}
+
+/// An offset in a Convex answer: Convex numbers are floats in JSON (`4.0`).
+fn offset_of(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+            .map(|f| f as u64)
+    })
 }
 
 /// `POST {url}/api/mutation` with Convex's JSON shape; network errors and non-200 answers
