@@ -48,6 +48,11 @@
 //! * `socket` — the raw WebSocket layer: [`Client::upgrade`], [`Socket`], [`Frame`], the
 //!   server's [`close`] codes.
 //! * `subscription` — [`Subscription`]: acks ([`AckMode`]), reconnect, resume, dedupe.
+//! * `consumer` — consumer groups: [`Client::create_group`], [`Client::group`] (status),
+//!   [`Client::poll`], [`Client::ack`], [`Client::nack`], [`Client::renew`],
+//!   [`Client::release`], [`Client::parked`], [`Client::replay_parked`].
+//! * [`agent`] — [`agent::Agent`]: the loop over a consumer group that agents run (poll,
+//!   handle in order, ack/nack, renew, commands keyed by the causing event, clean stop).
 //! * `retry` — [`RetryPolicy`] and the bounded retry loop.
 //! * `error` — [`Error`], the one error type.
 //!
@@ -58,7 +63,9 @@
 //! without one so that the tests, benchmarks and CLI, which talk to localhost, do not
 //! compile a TLS stack.
 
+pub mod agent;
 mod command;
+mod consumer;
 mod error;
 mod http;
 mod read;
@@ -69,6 +76,10 @@ mod stream;
 mod subscription;
 
 pub use command::{CommandBody, CommandResult, new_idempotency_key};
+pub use consumer::{
+    Batch, Delivery, Fate, GroupConfig, GroupPartition, GroupSettings, GroupStatus, Lease, LeaseId,
+    MAX_POLL_WAIT_MS, NackAction, ParkedEvent, PollRequest, Replay, Start, check_group_name,
+};
 pub use domain::{EventEnvelope, ExpectedVersion, VersionConflict};
 pub use error::{BoxError, Error};
 pub use http::{Client, DEFAULT_REQUEST_TIMEOUT};
