@@ -37,6 +37,11 @@ const MAX_BYTES: usize = 1024 * 1024;
 /// Most batches per partition per alarm (the alarm comes back for the rest).
 const MAX_ROUNDS: usize = 20;
 
+/// How often, at most, an idle partition's cursor is checked against the one Convex holds
+/// (ms). A deployment that lost data (restored, recreated) is noticed this way even when no
+/// new event would make it refuse a batch.
+const VERIFY_EVERY_MS: i64 = 5_000;
+
 #[derive(Deserialize)]
 struct Page {
     events: Vec<EventEnvelope>,
@@ -98,35 +103,41 @@ pub async fn run(projector: &Projector) -> Option<i64> {
     let partitions = projector.config().partitions().ok()?;
     let mut retry_at: Option<i64> = None;
     for partition in partitions.partitions() {
-        if let Err(error) = mirror_partition(projector, &url, &key, partition).await {
-            let attempts = projector
-                .with_store(|s| {
-                    s.mirror_failed(partition, &error.message)
-                        .map_err(ApiError::internal)
-                })
-                .unwrap_or(1);
-            let backoff = 200u64
-                .saturating_mul(1 << attempts.min(10).saturating_sub(1))
-                .min(30_000) as i64;
-            if attempts == 1 || attempts.is_multiple_of(10) {
-                worker::console_warn!(
-                    "mirroring partition {partition} into Convex failed ({attempts} in a row): {}",
-                    error.message
-                );
+        match mirror_partition(projector, &url, &key, partition).await {
+            Ok(None) => {}
+            Ok(Some(at)) => retry_at = Some(retry_at.map_or(at, |r| r.min(at))),
+            Err(error) => {
+                let attempts = projector
+                    .with_store(|s| {
+                        s.mirror_failed(partition, &error.message)
+                            .map_err(ApiError::internal)
+                    })
+                    .unwrap_or(1);
+                let backoff = 200u64
+                    .saturating_mul(1 << attempts.min(10).saturating_sub(1))
+                    .min(30_000) as i64;
+                if attempts == 1 || attempts.is_multiple_of(10) {
+                    worker::console_warn!(
+                        "mirroring partition {partition} into Convex failed ({attempts} in a row): {}",
+                        error.message
+                    );
+                }
+                let at = now_ms() + backoff;
+                retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
             }
-            let at = now_ms() + backoff;
-            retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
         }
     }
     retry_at
 }
 
+/// Sends one partition's missing changes. Returns when to come back: to check an idle
+/// partition against Convex's cursor, or to send what did not fit in this run.
 async fn mirror_partition(
     projector: &Projector,
     url: &str,
     key: &str,
     partition: u32,
-) -> ApiResult<()> {
+) -> ApiResult<Option<i64>> {
     let (tenant, projection) = projector.identity()?;
     let stub = projector
         .env()
@@ -145,7 +156,32 @@ async fn mirror_partition(
             ))
         })?;
         if cursor >= checkpoint {
-            return Ok(());
+            let now = now_ms();
+            let verified = projector.mirror_verified_at(partition);
+            if now - verified < VERIFY_EVERY_MS {
+                return Ok(Some(verified + VERIFY_EVERY_MS));
+            }
+            projector.set_mirror_verified_at(partition, now);
+            let args = json!({ "projection": projection.name(), "partition": partition });
+            let held = match call_function(url, key, "query", "mirror:cursor", args).await? {
+                Answer::Success { value } => offset_of(&value),
+                Answer::Error { error_message, .. } => {
+                    return Err(ApiError::internal(format!(
+                        "Convex cursor query: {error_message}"
+                    )));
+                }
+            };
+            match held {
+                Some(held) if held < cursor => {
+                    // Convex has less than it acknowledged (data lost): resend from there.
+                    projector.with_store(|s| {
+                        s.mirror_acknowledged(partition, held)
+                            .map_err(ApiError::internal)
+                    })?;
+                    continue;
+                }
+                _ => return Ok(None),
+            }
         }
         // The events Convex has not seen, up to what the projector has applied.
         let call = Call {
@@ -179,7 +215,7 @@ async fn mirror_partition(
             through = offset;
         }
         if through == cursor {
-            return Ok(()); // nothing readable yet
+            return Ok(None); // nothing readable yet
         }
         let mut changes: Vec<(u64, String, Value)> = projector.with_store(|s| {
             let mut changes = Vec::new();
@@ -218,7 +254,7 @@ async fn mirror_partition(
                 .map(|(offset, doc_id, body)| json!({ "offset": offset, "doc_id": doc_id, "body": body }))
                 .collect::<Vec<_>>(),
         });
-        match call_mutation(url, key, "mirror:applyBatch", args).await? {
+        match call_function(url, key, "mutation", "mirror:applyBatch", args).await? {
             Answer::Success { value } => {
                 let held = offset_of(&value["cursor"]).unwrap_or(through);
                 projector.with_store(|s| {
@@ -249,7 +285,7 @@ async fn mirror_partition(
             }
         }
     }
-    Ok(())
+    Ok(Some(now_ms()))
 }
 
 /// An offset in a Convex answer: Convex numbers are floats in JSON (`4.0`).
@@ -262,9 +298,16 @@ fn offset_of(value: &Value) -> Option<u64> {
     })
 }
 
-/// `POST {url}/api/mutation` with Convex's JSON shape; network errors and non-200 answers
-/// are errors (retried by the caller), function errors are an [`Answer::Error`].
-async fn call_mutation(url: &str, key: &str, path: &str, args: Value) -> ApiResult<Answer> {
+/// `POST {url}/api/{kind}` (`mutation` or `query`) with Convex's JSON shape; network errors
+/// and non-200 answers are errors (retried by the caller), function errors are an
+/// [`Answer::Error`].
+async fn call_function(
+    url: &str,
+    key: &str,
+    kind: &str,
+    path: &str,
+    args: Value,
+) -> ApiResult<Answer> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     headers.set("authorization", &format!("Convex {key}"))?;
@@ -273,7 +316,7 @@ async fn call_mutation(url: &str, key: &str, path: &str, args: Value) -> ApiResu
     init.with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(body.into()));
-    let request = Request::new_with_init(&format!("{url}/api/mutation"), &init)?;
+    let request = Request::new_with_init(&format!("{url}/api/{kind}"), &init)?;
     let mut response = Fetch::Request(request)
         .send()
         .await

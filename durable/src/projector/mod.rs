@@ -58,6 +58,8 @@ pub struct Projector {
     /// Tenant and projection, from the object's own name.
     identity: Option<(String, &'static dyn Projection)>,
     store: RefCell<Option<ProjectorStore>>,
+    /// When each partition's mirror cursor was last checked against Convex's (Unix ms).
+    mirror_verified: RefCell<std::collections::BTreeMap<u32, i64>>,
     instance: String,
 }
 
@@ -83,6 +85,7 @@ impl DurableObject for Projector {
             env,
             identity,
             store: RefCell::new(None),
+            mirror_verified: RefCell::new(std::collections::BTreeMap::new()),
             instance: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -174,6 +177,18 @@ impl Projector {
 
     pub(crate) fn config(&self) -> &Config {
         &self.config
+    }
+
+    pub(crate) fn mirror_verified_at(&self, partition: u32) -> i64 {
+        self.mirror_verified
+            .borrow()
+            .get(&partition)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn set_mirror_verified_at(&self, partition: u32, at_ms: i64) {
+        self.mirror_verified.borrow_mut().insert(partition, at_ms);
     }
 
     pub(crate) fn with_store<T>(
