@@ -26,7 +26,7 @@ use durable::Config;
 use worker::{Context, Env, Method, Request, Response, event};
 
 // The Durable Object classes this Worker exports (see `wrangler.toml`).
-pub use durable::{AggregateObject, ConsumerGroup, Projector, StreamPartition};
+pub use durable::{AggregateObject, ConsumerGroup, Projector, Reactor, StreamPartition};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {

@@ -20,6 +20,8 @@
 //!   a store and whose `execute` runs a command (idempotency, version check, decide,
 //!   append, apply, snapshot).
 //! * [`memory`] — [`memory::InMemoryStore`], the store for native tests and tools.
+//! * [`policy`] — reactive rules (events in, timers out) the Worker's reactor runs; the
+//!   [`policy::AutoArchive`] policy.
 //! * [`registry`] — aggregate types by name.
 //! * [`board`], [`feedback`] — the reference aggregates.
 //! * [`testing`] — the given/when/then harness.
@@ -36,6 +38,7 @@ pub mod envelope;
 pub mod feedback;
 mod fields;
 pub mod memory;
+pub mod policy;
 pub mod registry;
 pub mod store;
 pub mod testing;

@@ -45,6 +45,10 @@ pub struct Config {
     /// The Convex deployment read models are mirrored into (`https://….convex.cloud`), if
     /// any. Var `CONVEX_URL`; its deploy key is the secret `CONVEX_DEPLOY_KEY`.
     pub convex_url: Option<String>,
+    /// The `auto_archive` policy: archive cards that sat in `auto_archive_column` longer
+    /// than this (ms); 0 turns it off. Vars `AUTO_ARCHIVE_AFTER_MS`, `AUTO_ARCHIVE_COLUMN`.
+    pub auto_archive_after_ms: u64,
+    pub auto_archive_column: String,
 }
 
 impl Default for Config {
@@ -64,6 +68,8 @@ impl Default for Config {
             projection_wait_ms: 5_000,
             projection_max_document_bytes: 1024 * 1024,
             convex_url: None,
+            auto_archive_after_ms: 0,
+            auto_archive_column: "Done".to_owned(),
         }
     }
 }
@@ -113,6 +119,14 @@ impl Config {
                 .ok()
                 .map(|v| v.to_string().trim().trim_end_matches('/').to_owned())
                 .filter(|v| !v.is_empty()),
+            auto_archive_after_ms: var(env, "AUTO_ARCHIVE_AFTER_MS")
+                .unwrap_or(defaults.auto_archive_after_ms),
+            auto_archive_column: env
+                .var("AUTO_ARCHIVE_COLUMN")
+                .ok()
+                .map(|v| v.to_string())
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or(defaults.auto_archive_column),
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod names;
 pub mod params;
 pub mod partition;
 pub mod projector;
+pub mod reactor;
 pub mod sockets;
 pub mod sql;
 
@@ -42,3 +43,4 @@ pub use consumer_group::ConsumerGroup;
 pub use error::{ApiError, ApiResult};
 pub use partition::StreamPartition;
 pub use projector::Projector;
+pub use reactor::Reactor;

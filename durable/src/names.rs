@@ -8,6 +8,7 @@
 //! | stream partition | `"{tenant}/partition/{n}"` |
 //! | projector | `"{tenant}/projector/{projection}"` |
 //! | consumer group | `"{tenant}/consumer_group/{group}"` |
+//! | reactor | `"{tenant}/reactor/{policy}"` |
 //!
 //! Tenants (`[A-Za-z0-9_-]`, see `auth::Tenant`) and aggregate ids (below) never contain
 //! `/`, so an aggregate's name has exactly one `/` and every other kind two: a name
@@ -48,6 +49,8 @@ pub enum ObjectName {
     Projector { tenant: String, projection: String },
     /// One consumer group's cursors and leases (`ConsumerGroup`).
     ConsumerGroup { tenant: String, group: String },
+    /// One policy's timers (`Reactor`).
+    Reactor { tenant: String, policy: String },
 }
 
 impl ObjectName {
@@ -72,7 +75,8 @@ impl ObjectName {
             Self::Aggregate { tenant, .. }
             | Self::Partition { tenant, .. }
             | Self::Projector { tenant, .. }
-            | Self::ConsumerGroup { tenant, .. } => tenant,
+            | Self::ConsumerGroup { tenant, .. }
+            | Self::Reactor { tenant, .. } => tenant,
         }
     }
 
@@ -108,6 +112,10 @@ impl ObjectName {
                     group: g.to_owned(),
                 })
             }
+            Some(("reactor", p)) if !p.is_empty() && !p.contains('/') => Some(Self::Reactor {
+                tenant,
+                policy: p.to_owned(),
+            }),
             Some(_) => None,
         }
     }
@@ -124,6 +132,7 @@ impl fmt::Display for ObjectName {
             Self::Partition { tenant, partition } => write!(f, "{tenant}/partition/{partition}"),
             Self::Projector { tenant, projection } => write!(f, "{tenant}/projector/{projection}"),
             Self::ConsumerGroup { tenant, group } => write!(f, "{tenant}/consumer_group/{group}"),
+            Self::Reactor { tenant, policy } => write!(f, "{tenant}/reactor/{policy}"),
         }
     }
 }
@@ -144,6 +153,10 @@ mod tests {
             ObjectName::ConsumerGroup {
                 tenant: "acme".into(),
                 group: "triage".into(),
+            },
+            ObjectName::Reactor {
+                tenant: "acme".into(),
+                policy: "auto_archive".into(),
             },
         ];
         for name in names {

@@ -19,8 +19,7 @@ use worker::{Env, Request, Response};
 use crate::gate::Admitted;
 use crate::routes::AggregateRoute;
 
-/// The Durable Object namespace binding of aggregates.
-const AGGREGATES: &str = "AGGREGATES";
+use durable::aggregate::AGGREGATES;
 
 /// Longest accepted `Idempotency-Key`, in bytes.
 const MAX_IDEMPOTENCY_KEY: usize = 255;

@@ -35,6 +35,9 @@ pub mod store;
 
 use store::SqliteStore;
 
+/// The Durable Object namespace binding of aggregates.
+pub const AGGREGATES: &str = "AGGREGATES";
+
 /// The Durable Object namespace binding of stream partitions.
 pub const PARTITIONS: &str = "PARTITIONS";
 

@@ -376,7 +376,7 @@ impl StreamPartition {
         }
     }
 
-    /// Tells every projector of the tenant that this partition took events. A projector
+    /// Tells every projector and reactor of the tenant that this partition took events. A projector
     /// that misses a wake catches up at the next one, or when a read waits for it.
     async fn wake_projectors(&self) {
         let Ok((tenant, partition)) = self.identity() else {
@@ -396,6 +396,28 @@ impl StreamPartition {
                 Call {
                     caller: None,
                     op: ProjectorOp::Wake { partition },
+                }
+                .send(&stub, false, None)
+                .await
+            };
+            if let Err(error) = woken.await {
+                worker::console_warn!("waking {name} failed: {}", error.message);
+            }
+        }
+        for policy in crate::reactor::policies(&self.config) {
+            let name = ObjectName::Reactor {
+                tenant: tenant.to_owned(),
+                policy: domain::policy::Policy::name(&policy).to_owned(),
+            };
+            let woken = async {
+                let stub = self
+                    .env
+                    .durable_object(crate::reactor::REACTORS)?
+                    .id_from_name(&name.to_string())?
+                    .get_stub()?;
+                Call {
+                    caller: None,
+                    op: crate::reactor::ReactorOp::Wake,
                 }
                 .send(&stub, false, None)
                 .await
