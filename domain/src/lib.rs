@@ -24,6 +24,9 @@
 //!   [`policy::AutoArchive`] policy.
 //! * [`registry`] — aggregate types by name.
 //! * [`board`], [`feedback`] — the reference aggregates.
+//! * [`error_group`], [`repository`] — the feedback loop's inputs: production errors grouped
+//!   by fingerprint and coalesced per window, and development events (pushes, pull requests,
+//!   CI runs, releases) deduplicated by delivery.
 //! * [`testing`] — the given/when/then harness.
 //! * `validate` (private) — the length and label rules the reference aggregates share.
 //! * `fields` (private) — the one rule for request fields ("absent or of its documented
@@ -35,11 +38,13 @@ pub mod board;
 pub mod codec;
 pub mod command_service;
 pub mod envelope;
+pub mod error_group;
 pub mod feedback;
 mod fields;
 pub mod memory;
 pub mod policy;
 pub mod registry;
+pub mod repository;
 pub mod store;
 pub mod testing;
 mod validate;

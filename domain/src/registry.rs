@@ -3,10 +3,17 @@
 use crate::aggregate::{Aggregate, AggregateState, State};
 use crate::board::Board;
 use crate::codec::CodecError;
+use crate::error_group::ErrorGroup;
 use crate::feedback::Feedback;
+use crate::repository::Repository;
 
 /// Every aggregate type this build serves.
-pub const AGGREGATE_TYPES: &[&str] = &[Board::TYPE, Feedback::TYPE];
+pub const AGGREGATE_TYPES: &[&str] = &[
+    Board::TYPE,
+    Feedback::TYPE,
+    ErrorGroup::TYPE,
+    Repository::TYPE,
+];
 
 pub fn is_known(aggregate_type: &str) -> bool {
     AGGREGATE_TYPES.contains(&aggregate_type)
@@ -17,6 +24,8 @@ pub fn new_state(aggregate_type: &str) -> Option<Box<dyn AggregateState>> {
     match aggregate_type {
         Board::TYPE => Some(Box::new(State::<Board>::default())),
         Feedback::TYPE => Some(Box::new(State::<Feedback>::default())),
+        ErrorGroup::TYPE => Some(Box::new(State::<ErrorGroup>::default())),
+        Repository::TYPE => Some(Box::new(State::<Repository>::default())),
         _ => None,
     }
 }
@@ -32,6 +41,8 @@ pub fn restore_state(
     match aggregate_type {
         Board::TYPE => Some(boxed::<Board>(snapshot)),
         Feedback::TYPE => Some(boxed::<Feedback>(snapshot)),
+        ErrorGroup::TYPE => Some(boxed::<ErrorGroup>(snapshot)),
+        Repository::TYPE => Some(boxed::<Repository>(snapshot)),
         _ => None,
     }
 }
