@@ -30,12 +30,15 @@
 //! * **Poll** the group (a long-poll of [`AgentOptions::poll_wait`]) for a batch: one
 //!   partition's events, in offset order, under one lease.
 //! * **Handle in order.** Each event goes to the handler; the next one only once it is
-//!   answered. `Ok` → ack. An error → nack with the error's [`NackAction`] (`retry` unless
-//!   the handler chose [`HandlerError::park`] or [`HandlerError::skip`]). A `retry` holds back
-//!   the rest of its partition (the server redelivers it after its backoff, and nothing
-//!   after it in the partition goes out before), so the loop releases the lease at once:
-//!   the rest of the batch comes back after the retry without losing an attempt. A panic in
-//!   the handler counts as an error.
+//!   answered. `Ok` → ack; the acks of a batch go in one call at its end (the batch holds
+//!   its partition until every event is answered anyway), or sooner once the oldest waited
+//!   [`AgentOptions::ack_interval`]. An error → nack with the error's [`NackAction`] (`retry`
+//!   unless the handler chose [`HandlerError::park`] or [`HandlerError::skip`]), its message
+//!   as the reason an operator sees with a parked event. A `retry` holds back the rest of
+//!   its partition (the server redelivers it after its backoff, and nothing after it in the
+//!   partition goes out before), so the loop releases the lease at once: the rest of the
+//!   batch comes back after the retry without losing an attempt. A panic in the handler
+//!   counts as an error.
 //! * **Renew** the lease every third of the group's `lease_ms` while a batch is in hand, so
 //!   a slow handler (a model call) keeps its events. If the lease is lost anyway, the batch
 //!   ends after the current event (its events are redelivered, to this or another consumer).
@@ -45,10 +48,11 @@
 //!   a retried event comes back. A 400/401/403/404 (a bad name, a bad or expired token, a
 //!   deleted group) ends the run with the error: waiting cannot fix it.
 //! * **Stop** when the shutdown future completes ([`Agent::run`]: SIGINT or SIGTERM): the
-//!   current event is finished and answered, the lease is released (the rest of the batch
-//!   goes straight to another consumer, no attempt counted), and `run_until` returns. A
-//!   long-poll in progress is abandoned rather than waited for; if the server granted a
-//!   batch in that instant, it comes back when its lease expires (one attempt counted).
+//!   current event is finished, what was handled is acked, the lease is released (the rest
+//!   of the batch goes straight to another consumer, no attempt counted), and `run_until`
+//!   returns. A long-poll in progress is abandoned rather than waited for; if the server
+//!   granted a batch in that instant, it comes back when its lease expires (one attempt
+//!   counted).
 //!
 //! # Exactly-once effects from at-least-once delivery
 //! An event can be delivered more than once (a crash before the ack, a lease that ran out).
@@ -97,19 +101,23 @@ pub struct AgentOptions {
     pub error_backoff: Duration,
     /// The longest wait after errors.
     pub max_error_backoff: Duration,
+    /// Handled events are acked together, at the end of their batch or once the oldest of
+    /// them waited this long (`ZERO`: each at once). A crash repeats at most this much work.
+    pub ack_interval: Duration,
     /// Create the group with these settings when it does not exist (`None`: it must exist).
     pub create_group: Option<GroupSettings>,
 }
 
 impl Default for AgentOptions {
-    /// 10 events a batch, 10 s long-polls, backoff 250 ms doubling to 30 s; the group must
-    /// exist.
+    /// 10 events a batch, 10 s long-polls, backoff 250 ms doubling to 30 s, acks at least
+    /// every second; the group must exist.
     fn default() -> Self {
         Self {
             max_events: 10,
             poll_wait: Duration::from_secs(10),
             error_backoff: Duration::from_millis(250),
             max_error_backoff: Duration::from_secs(30),
+            ack_interval: Duration::from_secs(1),
             create_group: None,
         }
     }
@@ -487,37 +495,93 @@ fn is_fatal(error: &Error) -> bool {
 }
 
 /// One call to the server the loop makes after a handler's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Call {
-    Ack(u64),
+    /// Every offset listed was handled.
+    Ack(Vec<u64>),
     Nack(u64, NackAction),
     /// Hand the rest of the batch back.
     Release,
 }
 
-/// After the handler answered the event at `offset` — `Ok`, or the action of its error —
-/// with `rest` events of the batch still to come: the calls to make, in order, and whether
-/// the batch goes on.
+/// The answers of one batch: which calls to make after each event, and when.
 ///
-/// A `retry` ends the batch: the partition's later events must not overtake the retried
-/// one (the server holds them back anyway), so they are released — handed back without
-/// losing an attempt — rather than handled out of order. Parked and skipped events stop
-/// blocking, so the batch goes on. Stopping ends the batch after the current event.
-pub(crate) fn decide(
-    offset: u64,
-    outcome: Result<(), NackAction>,
-    rest: usize,
-    stopping: bool,
-) -> (Vec<Call>, bool) {
-    let mut calls = vec![match outcome {
-        Ok(()) => Call::Ack(offset),
-        Err(action) => Call::Nack(offset, action),
-    }];
-    let go_on = rest > 0 && !stopping && outcome != Err(NackAction::Retry);
-    if rest > 0 && !go_on {
-        calls.push(Call::Release);
+/// * A handled event's ack waits, so that one call acks several events: the batch holds its
+///   partition until every event is answered anyway, so acking sooner frees nothing. Acks
+///   go out when the batch ends, before any nack or release, and once the oldest waiting
+///   one is `ack_interval` old — so a slow handler's progress is still recorded as it goes,
+///   and a crash repeats at most that much work.
+/// * A `retry` ends the batch: the partition's later events must not overtake the retried
+///   one (the server holds them back anyway), so they are released — handed back without
+///   losing an attempt — rather than handled out of order.
+/// * Parked and skipped events stop blocking, so the batch goes on after them.
+/// * Stopping ends the batch after the current event: it is answered, the rest released.
+#[derive(Debug)]
+pub(crate) struct Answers {
+    ack_interval: Duration,
+    acks: Vec<u64>,
+    /// When the oldest waiting ack was decided.
+    oldest: Option<Instant>,
+}
+
+impl Answers {
+    pub(crate) fn new(ack_interval: Duration) -> Self {
+        Self {
+            ack_interval,
+            acks: Vec::new(),
+            oldest: None,
+        }
     }
-    (calls, go_on)
+
+    /// After the handler answered the event at `offset` — `Ok`, or the action of its error
+    /// — at `now`, with `rest` events of the batch still to come: the calls to make, in
+    /// order, and whether the batch goes on.
+    pub(crate) fn after(
+        &mut self,
+        offset: u64,
+        outcome: Result<(), NackAction>,
+        rest: usize,
+        stopping: bool,
+        now: Instant,
+    ) -> (Vec<Call>, bool) {
+        let mut calls = Vec::new();
+        let go_on = rest > 0 && !stopping && outcome != Err(NackAction::Retry);
+        match outcome {
+            Ok(()) => {
+                self.acks.push(offset);
+                self.oldest.get_or_insert(now);
+            }
+            Err(action) => {
+                self.flush(&mut calls);
+                calls.push(Call::Nack(offset, action));
+            }
+        }
+        let due = self
+            .oldest
+            .is_some_and(|oldest| now.duration_since(oldest) >= self.ack_interval);
+        if !go_on || due {
+            self.flush(&mut calls);
+        }
+        if rest > 0 && !go_on {
+            calls.push(Call::Release);
+        }
+        (calls, go_on)
+    }
+
+    /// Stopping before the next event: what was handled is acked, the rest handed back.
+    pub(crate) fn stop(&mut self) -> Vec<Call> {
+        let mut calls = Vec::new();
+        self.flush(&mut calls);
+        calls.push(Call::Release);
+        calls
+    }
+
+    fn flush(&mut self, calls: &mut Vec<Call>) {
+        self.oldest = None;
+        if !self.acks.is_empty() {
+            calls.push(Call::Ack(std::mem::take(&mut self.acks)));
+        }
+    }
 }
 
 /// How a batch ended.
@@ -744,10 +808,7 @@ where
     ) -> BatchEnd {
         let count = events.len();
         debug!(events = count, "batch received");
-        if count == 0 {
-            self.call(lease, Call::Release, Answer::NONE).await;
-            return BatchEnd::Clean;
-        }
+        let mut answers = Answers::new(self.options.ack_interval);
         let mut end = BatchEnd::Clean;
         for (index, delivery) in events.into_iter().enumerate() {
             if lost.load(Ordering::SeqCst) {
@@ -755,16 +816,18 @@ where
                 return BatchEnd::Troubled;
             }
             if *stop.borrow() {
-                // Stopped between events: hand back what is left.
-                self.call(lease, Call::Release, Answer::NONE).await;
-                return end;
+                // Stopped between events: ack what was handled, hand back what is left.
+                return match self.make(lease, answers.stop(), Answer::NONE).await {
+                    CallEnd::Done => end,
+                    _ => BatchEnd::Troubled,
+                };
             }
             let position = match delivery.position() {
                 Ok(position) => position,
                 Err(error) => {
                     // `Client::poll` checks positions; never expected.
                     error!(error = %error, "a delivery without a position");
-                    self.call(lease, Call::Release, Answer::NONE).await;
+                    self.make(lease, answers.stop(), Answer::NONE).await;
                     return BatchEnd::Troubled;
                 }
             };
@@ -792,33 +855,45 @@ where
                 last_attempt,
             };
             let rest = count - index - 1;
-            let (calls, go_on) = decide(position.offset, outcome, rest, *stop.borrow());
-            for call in calls {
-                match self
-                    .call(lease, call, answer)
-                    .instrument(span.clone())
-                    .await
-                {
-                    CallEnd::Done => {}
-                    CallEnd::LeaseLost => {
-                        self.stats.add(|c| &c.leases_lost);
-                        return BatchEnd::Troubled;
-                    }
-                    CallEnd::Failed => {
-                        // The event stays unanswered; hand the batch back so nothing waits
-                        // for the lease to run out longer than needed.
-                        if call != Call::Release {
-                            self.call(lease, Call::Release, Answer::NONE).await;
-                        }
-                        return BatchEnd::Troubled;
-                    }
-                }
+            let (calls, go_on) = answers.after(
+                position.offset,
+                outcome,
+                rest,
+                *stop.borrow(),
+                Instant::now(),
+            );
+            match self.make(lease, calls, answer).instrument(span).await {
+                CallEnd::Done => {}
+                CallEnd::LeaseLost | CallEnd::Failed => return BatchEnd::Troubled,
             }
             if !go_on {
                 break;
             }
         }
         end
+    }
+
+    /// Makes `calls` in order. A lost lease ends them (nothing more can be answered under
+    /// it); a failed call too, after handing the batch back so that nothing waits for the
+    /// lease to run out longer than needed.
+    async fn make(&self, lease: &LeaseId, calls: Vec<Call>, answer: Answer<'_>) -> CallEnd {
+        for call in calls {
+            let release = call == Call::Release;
+            match self.call(lease, call, answer).await {
+                CallEnd::Done => {}
+                CallEnd::LeaseLost => {
+                    self.stats.add(|c| &c.leases_lost);
+                    return CallEnd::LeaseLost;
+                }
+                CallEnd::Failed => {
+                    if !release {
+                        self.call(lease, Call::Release, Answer::NONE).await;
+                    }
+                    return CallEnd::Failed;
+                }
+            }
+        }
+        CallEnd::Done
     }
 
     /// Runs the handler on one event: `Ok`, or the action its error (or panic) asks for and
@@ -865,15 +940,23 @@ where
     /// Makes one call.
     async fn call(&self, lease: &LeaseId, call: Call, answer: Answer<'_>) -> CallEnd {
         let (group, consumer) = (&*self.group, &*self.consumer);
+        let release = call == Call::Release;
+        let what = match &call {
+            Call::Ack(_) => "ack",
+            Call::Nack(..) => "nack",
+            Call::Release => "release",
+        };
         let result = match call {
-            Call::Ack(offset) => self
-                .client
-                .ack(group, consumer, lease, &[offset])
-                .await
-                .map(|cursor| {
-                    self.stats.add(|c| &c.acked);
-                    debug!(cursor, "acked");
-                }),
+            Call::Ack(offsets) => {
+                self.client
+                    .ack(group, consumer, lease, &offsets)
+                    .await
+                    .map(|cursor| {
+                        let acked = offsets.len() as u64;
+                        self.stats.0.acked.fetch_add(acked, Ordering::Relaxed);
+                        debug!(cursor, acked, "acked");
+                    })
+            }
             Call::Nack(offset, action) => self
                 .client
                 .nack(group, consumer, lease, offset, action, answer.reason)
@@ -910,17 +993,15 @@ where
         };
         match result {
             Ok(()) => CallEnd::Done,
+            // Releasing a lease that is gone has nothing left to do.
+            Err(error) if error.is_lease_lost() && release => CallEnd::Done,
             Err(error) if error.is_lease_lost() => {
-                // Releasing a lease that is gone has nothing left to do.
-                if call == Call::Release {
-                    return CallEnd::Done;
-                }
-                warn!(error = %error, ?call, "lease lost");
+                warn!(error = %error, call = what, "lease lost");
                 CallEnd::LeaseLost
             }
             Err(error) => {
                 self.stats.add(|c| &c.errors);
-                warn!(error = %error, ?call, "call failed");
+                warn!(error = %error, call = what, "call failed");
                 CallEnd::Failed
             }
         }
@@ -1008,46 +1089,123 @@ mod tests {
         assert_eq!(options.backoff(u32::MAX, 1.0), Duration::from_millis(1000));
     }
 
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// Feeds `outcomes` (offsets 1, 2, …) to one batch's [`Answers`], one event every
+    /// `pace`, stopping as signalled; answers every call and where the batch ended.
+    fn answers(
+        outcomes: &[Result<(), NackAction>],
+        pace: Duration,
+        stop_after: Option<usize>,
+    ) -> (Vec<Call>, usize) {
+        let mut answers = Answers::new(SECOND);
+        let mut calls = Vec::new();
+        let start = Instant::now();
+        for (index, outcome) in outcomes.iter().enumerate() {
+            let rest = outcomes.len() - index - 1;
+            let stopping = stop_after == Some(index + 1);
+            let now = start + pace * (index as u32 + 1);
+            let (made, go_on) = answers.after(index as u64 + 1, *outcome, rest, stopping, now);
+            calls.extend(made);
+            if !go_on {
+                return (calls, index + 1);
+            }
+        }
+        (calls, outcomes.len())
+    }
+
+    const OK: Result<(), NackAction> = Ok(());
+    const RETRY: Result<(), NackAction> = Err(NackAction::Retry);
+    const PARK: Result<(), NackAction> = Err(NackAction::Park);
+    const SKIP: Result<(), NackAction> = Err(NackAction::Skip);
+    const FAST: Duration = Duration::from_millis(10);
+
     #[test]
-    fn a_handled_event_is_acked_and_the_batch_goes_on() {
-        assert_eq!(decide(5, Ok(()), 2, false), (vec![Call::Ack(5)], true));
-        assert_eq!(decide(7, Ok(()), 0, false), (vec![Call::Ack(7)], false));
+    fn handled_events_are_acked_together_at_the_end_of_the_batch() {
+        assert_eq!(
+            answers(&[OK, OK, OK], FAST, None),
+            (vec![Call::Ack(vec![1, 2, 3])], 3)
+        );
+        assert_eq!(answers(&[OK], FAST, None), (vec![Call::Ack(vec![1])], 1));
     }
 
     #[test]
-    fn a_retry_ends_the_batch_and_hands_the_rest_back() {
+    fn a_slow_batch_acks_as_it_goes() {
+        // One event every 600 ms: the first ack waits past a second at the third event.
+        let (calls, _) = answers(&[OK, OK, OK, OK, OK], Duration::from_millis(600), None);
+        assert_eq!(calls, [Call::Ack(vec![1, 2, 3]), Call::Ack(vec![4, 5])]);
+        // With no interval, each event at once.
+        let mut each = Answers::new(Duration::ZERO);
+        let now = Instant::now();
         assert_eq!(
-            decide(5, Err(NackAction::Retry), 2, false),
-            (vec![Call::Nack(5, NackAction::Retry), Call::Release], false)
+            each.after(1, OK, 1, false, now),
+            (vec![Call::Ack(vec![1])], true)
+        );
+        assert_eq!(
+            each.after(2, OK, 0, false, now),
+            (vec![Call::Ack(vec![2])], false)
+        );
+    }
+
+    #[test]
+    fn a_retry_acks_what_came_before_and_hands_the_rest_back() {
+        assert_eq!(
+            answers(&[OK, OK, RETRY, OK, OK], FAST, None),
+            (
+                vec![
+                    Call::Ack(vec![1, 2]),
+                    Call::Nack(3, NackAction::Retry),
+                    Call::Release
+                ],
+                3
+            )
         );
         // Nothing left to hand back after the last event.
         assert_eq!(
-            decide(7, Err(NackAction::Retry), 0, false),
-            (vec![Call::Nack(7, NackAction::Retry)], false)
+            answers(&[RETRY], FAST, None),
+            (vec![Call::Nack(1, NackAction::Retry)], 1)
         );
     }
 
     #[test]
     fn parked_and_skipped_events_do_not_hold_the_batch_back() {
-        for action in [NackAction::Park, NackAction::Skip] {
-            assert_eq!(
-                decide(5, Err(action), 1, false),
-                (vec![Call::Nack(5, action)], true)
-            );
-        }
+        assert_eq!(
+            answers(&[OK, PARK, SKIP, OK], FAST, None),
+            (
+                vec![
+                    Call::Ack(vec![1]),
+                    Call::Nack(2, NackAction::Park),
+                    Call::Nack(3, NackAction::Skip),
+                    Call::Ack(vec![4])
+                ],
+                4
+            )
+        );
     }
 
     #[test]
     fn stopping_answers_the_current_event_then_releases() {
         assert_eq!(
-            decide(5, Ok(()), 3, true),
-            (vec![Call::Ack(5), Call::Release], false)
+            answers(&[OK, OK, OK, OK], FAST, Some(2)),
+            (vec![Call::Ack(vec![1, 2]), Call::Release], 2)
         );
         assert_eq!(
-            decide(5, Err(NackAction::Park), 3, true),
-            (vec![Call::Nack(5, NackAction::Park), Call::Release], false)
+            answers(&[OK, PARK, OK], FAST, Some(2)),
+            (
+                vec![
+                    Call::Ack(vec![1]),
+                    Call::Nack(2, NackAction::Park),
+                    Call::Release
+                ],
+                2
+            )
         );
-        assert_eq!(decide(5, Ok(()), 0, true), (vec![Call::Ack(5)], false));
+        // A stop noticed between events acks what was handled and releases the rest.
+        let mut between = Answers::new(SECOND);
+        let now = Instant::now();
+        assert_eq!(between.after(1, OK, 2, false, now), (vec![], true));
+        assert_eq!(between.stop(), [Call::Ack(vec![1]), Call::Release]);
+        assert_eq!(Answers::new(SECOND).stop(), [Call::Release]);
     }
 
     #[test]
@@ -1106,7 +1264,15 @@ mod tests {
         fn short(&self) -> String {
             let tail = self.path.rsplit('/').next().unwrap_or_default();
             match tail {
-                "ack" => format!("ack:{}", self.body["offsets"][0]),
+                "ack" => {
+                    let offsets: Vec<String> = self.body["offsets"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(Value::to_string)
+                        .collect();
+                    format!("ack:{}", offsets.join(","))
+                }
                 "nack" => format!(
                     "nack:{}:{}",
                     self.body["offset"],
@@ -1130,6 +1296,7 @@ mod tests {
         polls: VecDeque<Polled>,
         seen: Vec<Seen>,
         lose_lease_on_ack: Option<u64>,
+        lose_lease_on_renew: bool,
     }
 
     #[derive(Clone)]
@@ -1220,6 +1387,9 @@ mod tests {
                     } else {
                         (200, json!({"cursor": offset}))
                     }
+                }
+                ("POST", "renew") if self.with(|s| s.lose_lease_on_renew) => {
+                    (409, error_body("lease_lost"))
                 }
                 ("POST", "renew") => (200, json!({"expires_at": "2030-01-01T00:00:00Z"})),
                 // The Worker's answer says what became of the event; without it (retries
@@ -1362,7 +1532,7 @@ mod tests {
         let fake = Fake::start().await;
         let events = (1..=4).map(|o| delivery(o, 1, None)).collect();
         fake.batch(batch("l1", events));
-        let (handled, counts) = run_agent(&fake, 4, |ctx, _, _| async move {
+        let (handled, counts) = run_agent(&fake, 3, |ctx, _, _| async move {
             if ctx.position().offset == 3 {
                 Err(HandlerError::retry("offset 3 fails"))
             } else {
@@ -1371,7 +1541,7 @@ mod tests {
         })
         .await;
         assert_eq!(handled, [1, 2, 3], "offset 4 waits for the retried one");
-        assert_eq!(fake.calls(), ["ack:1", "ack:2", "nack:3:retry", "release"]);
+        assert_eq!(fake.calls(), ["ack:1,2", "nack:3:retry", "release"]);
         let lease_ids: Vec<Value> = fake
             .seen()
             .iter()
@@ -1448,7 +1618,7 @@ mod tests {
         ));
         // Offset 1 again, as after an expired lease.
         fake.batch(batch("l2", vec![delivery(1, 2, Some("flow-9"))]));
-        let (_, counts) = run_agent(&fake, 9, |ctx, event, _| async move {
+        let (_, counts) = run_agent(&fake, 8, |ctx, event, _| async move {
             for n in 0..2 {
                 let body = CommandBody::new("AddCard", json!({"card_id": format!("c{n}")}));
                 ctx.command("board", "b", body).await?;
@@ -1539,22 +1709,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_lost_lease_ends_the_batch() {
+    async fn a_lease_lost_while_renewing_ends_the_batch_after_the_current_event() {
         let fake = Fake::start().await;
-        fake.with(|s| s.lose_lease_on_ack = Some(1));
+        fake.with(|s| s.lose_lease_on_renew = true);
         fake.batch(batch(
             "l1",
             vec![delivery(1, 1, None), delivery(2, 1, None)],
         ));
-        fake.batch(batch(
-            "l2",
-            vec![delivery(1, 2, None), delivery(2, 2, None)],
-        ));
-        let (handled, counts) = run_agent(&fake, 2, |_, _, _| async move { Ok(()) }).await;
-        // Each batch ends at its refused ack; nothing is released (the lease is gone), and
-        // offset 2 is not handled under a lease that is no longer held.
-        assert_eq!(handled, [1, 1]);
-        assert_eq!(fake.calls(), ["ack:1", "ack:1"]);
+        // The renewal at 1 s is refused while offset 1 is handled; then an ack is refused.
+        fake.batch(batch("l2", vec![delivery(3, 1, None)]));
+        fake.with(|s| s.lose_lease_on_ack = Some(3));
+        let (handled, counts) = run_agent(&fake, 2, |ctx, _, _| async move {
+            if ctx.position().offset == 1 {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
+            Ok(())
+        })
+        .await;
+        // Offset 1 is finished but not answered (the lease is gone: it comes back to some
+        // consumer), offset 2 is not started, nothing is released.
+        assert_eq!(handled, [1, 3]);
+        assert_eq!(fake.calls(), ["renew", "ack:3"]);
         assert_eq!((counts.leases_lost, counts.acked), (2, 0));
     }
 
