@@ -26,6 +26,7 @@
 //! captured with `$(…)`; progress, warnings and errors go to stderr; failure exits with
 //! status 1 (2 for usage errors, from clap; 130 for an export stopped by Ctrl-C).
 
+mod agent;
 mod replay;
 mod secret;
 mod server;
@@ -68,6 +69,9 @@ enum Command {
 
     /// Print an aggregate's state JSON: now, at a version, or as of a time.
     State(state::Args),
+
+    /// Run an agent loop (`triage`) on a consumer group until SIGINT or SIGTERM.
+    Agent(agent::Args),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => block_on(replay::run(args)),
         Command::Tail(args) => block_on(tail::run(args)),
         Command::State(args) => block_on(state::run(args)),
+        Command::Agent(args) => block_on(agent::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

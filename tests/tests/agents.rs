@@ -1,19 +1,31 @@
-//! Agent loops against workerd: the SDK's `Agent` over a real consumer group.
+//! Agent loops against workerd: the `edgeloop agent triage` binary, and the SDK's `Agent`
+//! over a real consumer group.
 //!
+//! * Two triage agents share one group while 300 feedback items arrive; one is SIGKILLed
+//!   midway. Every item ends triaged exactly once, the board holds exactly one card per item,
+//!   and every card's `CardAdded` is caused by its feedback's event, in its flow.
 //! * A handler that fails on one event: the event is retried up to the group's limit,
 //!   parked, visible in the group's status and parked listing, and succeeds when replayed
 //!   after the fix; other partitions kept flowing meanwhile, and its own partition's later
 //!   events waited for it, as the ordering guarantee says.
+//!
+//! The binary is built once per run (`cargo build -q -p cli --bin edgeloop`): it belongs to
+//! another crate, so Cargo does not build it for these tests.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use client::agent::{Agent, AgentOptions, Context, HandlerError};
 use client::{EventEnvelope, GroupSettings, Replay};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use serde_json::{Value, json};
-use tests::{Client, Worker, cmd, unique_id};
+use tests::{Client, TENANT, Worker, cmd, repo_root, unique_id};
 
 /// Waits until `done` answers `Some`, at most `limit`; panics with `what` otherwise.
 async fn until<T, F, Fut>(what: &str, limit: Duration, mut done: F) -> T
@@ -223,4 +235,314 @@ async fn a_failing_event_is_retried_parked_and_replayed_while_other_partitions_f
     assert_eq!((counts.retried, counts.parked), (2, 1));
     assert_eq!(counts.delivered, ids.len() as u64 + 3);
     assert_eq!(stats.snapshot(), counts);
+}
+
+// ---- the triage agent binary ----------------------------------------------------------------
+
+/// The `edgeloop` binary, built on first use.
+fn edgeloop() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "cli", "--bin", "edgeloop"])
+            .current_dir(repo_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p cli failed: {status}");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"));
+        let binary = target.join("debug/edgeloop");
+        assert!(binary.exists(), "{} was not built", binary.display());
+        binary
+    })
+}
+
+/// One `edgeloop agent triage` process, its logs in a file.
+struct TriageAgent {
+    name: String,
+    child: Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl TriageAgent {
+    fn start(worker: &Worker, name: &str, board: &str) -> TriageAgent {
+        let log = tempfile::NamedTempFile::new().expect("a log file");
+        let token = worker.token(name, TENANT, "consume commands read");
+        let child = Command::new(edgeloop())
+            .args(["agent", "triage", "--url", worker.url()])
+            .args(["--group", "triage", "--board", board, "--consumer", name])
+            .env("EDGELOOP_TOKEN", token)
+            .env("EDGELOOP_LOG", "info")
+            .env_remove("AGENT_LLM_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(File::create(log.path()).unwrap()))
+            .spawn()
+            .expect("start edgeloop agent triage");
+        TriageAgent {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).unwrap())
+    }
+
+    /// SIGTERM, then waits (at most `limit`) for a clean exit; answers what it printed.
+    fn stop(mut self, limit: Duration) -> (String, String) {
+        kill(self.pid(), Signal::SIGTERM).expect("SIGTERM");
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("{} ignored SIGTERM: {}", self.name, self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut self.child.stdout.take().unwrap(), &mut stdout).unwrap();
+        assert!(
+            status.success(),
+            "{} exited {status}: {}",
+            self.name,
+            self.logs()
+        );
+        (stdout, self.logs())
+    }
+}
+
+impl Drop for TriageAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The board's cards (id → card).
+async fn cards(c: &Client, board: &str) -> serde_json::Map<String, Value> {
+    let state = c.state("board", board, "").await;
+    if state.status == 404 {
+        return serde_json::Map::new();
+    }
+    state.expect(200)["state"]["cards"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn two_triage_agents_one_killed_midway_triage_300_items_exactly_once() {
+    const ITEMS: usize = 300;
+    let started = Instant::now();
+    edgeloop();
+    let worker = Worker::start();
+    let c = worker.client();
+    let board = "triage";
+    // A short lease, so the killed agent's batch comes back within seconds. The agents find
+    // the group and use it as it is.
+    worker
+        .sdk()
+        .create_group(
+            "triage",
+            &GroupSettings::default()
+                .aggregate_type("feedback")
+                .types(["FeedbackSubmitted"])
+                .lease_ms(3000),
+        )
+        .await
+        .unwrap();
+    let doomed = TriageAgent::start(&worker, "agent-a", board);
+    let survivor = TriageAgent::start(&worker, "agent-b", board);
+
+    // 300 items from 6 writers; every third one in a flow of its own (a correlation id).
+    let ids: Vec<String> = (0..ITEMS).map(|i| unique_id(&format!("fb{i}"))).collect();
+    let texts = [
+        "The app crashes when I upload a photo",
+        "Search is slow, it takes forever",
+        "The settings menu is confusing",
+        "How do I export my data?",
+        "It would be nice to have a calendar view",
+        "Thanks, great product",
+    ];
+    let numbered: Vec<(usize, String)> = ids.iter().cloned().enumerate().collect();
+    let writers: Vec<_> = numbered
+        .chunks(ITEMS / 6)
+        .map(|chunk| {
+            let (c, chunk) = (worker.client(), chunk.to_vec());
+            tokio::spawn(async move {
+                let mut submitted = Vec::new();
+                for (n, id) in chunk {
+                    let severity = ["low", "medium", "high"][n % 3];
+                    let text = format!("{} (#{n})", texts[n % texts.len()]);
+                    let mut body = cmd(
+                        "SubmitFeedback",
+                        json!({"text": text, "source": "web", "severity": severity}),
+                    );
+                    if n % 3 == 0 {
+                        body["correlation_id"] = json!(format!("flow-{n}"));
+                    }
+                    let done = c.ok("feedback", &id, body).await;
+                    submitted.push((id, done["events"][0].clone()));
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                submitted
+            })
+        })
+        .collect();
+
+    // Midway — some cards on the board, items still arriving, a batch in agent A's hands —
+    // agent A dies without a word.
+    let sdk = worker.sdk();
+    until(
+        "agent A holding a batch past 80 cards",
+        Duration::from_secs(60),
+        || async {
+            let busy = sdk
+                .group("triage")
+                .await
+                .unwrap()
+                .partitions
+                .iter()
+                .any(|p| p.leased_by.as_deref() == Some("agent-a") && p.in_flight > 0);
+            (busy && cards(&c, board).await.len() >= 80).then_some(())
+        },
+    )
+    .await;
+    let mut doomed = doomed;
+    doomed.child.kill().expect("SIGKILL agent A");
+    doomed.child.wait().unwrap();
+    let killed_at = cards(&c, board).await.len();
+    assert!(
+        killed_at < ITEMS,
+        "agent A was killed after the work was done"
+    );
+    // What it held unanswered comes back to agent B once the lease runs out.
+    let orphaned: u64 = sdk
+        .group("triage")
+        .await
+        .unwrap()
+        .partitions
+        .iter()
+        .filter(|p| p.leased_by.as_deref() == Some("agent-a"))
+        .map(|p| p.in_flight)
+        .sum();
+
+    let mut submitted: BTreeMap<String, Value> = BTreeMap::new();
+    for writer in writers {
+        submitted.extend(writer.await.unwrap());
+    }
+    assert_eq!(submitted.len(), ITEMS);
+
+    let sdk = worker.sdk();
+    until(
+        "every item on the board and the group settled",
+        Duration::from_secs(90),
+        || async {
+            if cards(&c, board).await.len() < ITEMS {
+                return None;
+            }
+            let status = sdk.group("triage").await.unwrap();
+            (status.lag() == 0 && status.partitions.iter().all(|p| p.in_flight == 0)).then_some(())
+        },
+    )
+    .await;
+
+    // Exactly one card per item, with the id derived from the item.
+    let on_board = cards(&c, board).await;
+    let expected: BTreeSet<String> = ids.iter().map(|id| format!("fb-{id}")).collect();
+    assert_eq!(
+        on_board.keys().cloned().collect::<BTreeSet<_>>(),
+        expected,
+        "the board's cards"
+    );
+    let board_log = c.all_events("board", board).await;
+    let added: Vec<&Value> = board_log
+        .iter()
+        .filter(|e| e["type"] == "CardAdded")
+        .collect();
+    assert_eq!(added.len(), ITEMS, "one CardAdded per item");
+
+    // Each card was caused by its item's event, in its flow; the item was triaged once, to
+    // that card, with the card's labels, by a command of the same flow.
+    for added in &added {
+        let card = added["data"]["card_id"].as_str().unwrap();
+        let id = &card["fb-".len()..];
+        let cause = &submitted[id];
+        let flow = cause["correlation_id"]
+            .as_str()
+            .unwrap_or_else(|| cause["event_id"].as_str().unwrap());
+        assert_eq!(added["causation_id"], cause["event_id"], "{card}");
+        assert_eq!(added["correlation_id"], flow, "{card}");
+        let log = c.all_events("feedback", id).await;
+        let triaged: Vec<&Value> = log
+            .iter()
+            .filter(|e| e["type"] == "FeedbackTriaged")
+            .collect();
+        assert_eq!(triaged.len(), 1, "{id} triaged {} times", triaged.len());
+        assert_eq!(triaged[0]["causation_id"], cause["event_id"]);
+        assert_eq!(triaged[0]["correlation_id"], flow);
+        assert_eq!(triaged[0]["data"]["board_id"], board);
+        assert_eq!(triaged[0]["data"]["card_id"], card);
+        assert_eq!(triaged[0]["data"]["labels"], added["data"]["labels"]);
+        let state = c.state("feedback", id, "").await.expect(200);
+        assert_eq!(state["state"]["status"], "triaged", "{id}");
+    }
+    // The rules labelled them, with the item's severity.
+    let crash = &ids[0];
+    assert_eq!(
+        on_board[&format!("fb-{crash}")]["labels"],
+        json!(["bug", "severity:low"])
+    );
+    // A flow reads back as one trace: the item, its card, its triage.
+    let trace = c.get("/v1/trace/flow-0").await.expect(200);
+    let types: Vec<&str> = trace["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["FeedbackSubmitted", "CardAdded", "FeedbackTriaged"]);
+
+    // Both agents worked; the survivor stops cleanly on SIGTERM, printing nothing on stdout.
+    assert!(doomed.logs().contains("triaged"), "{}", doomed.logs());
+    let (stdout, logs) = survivor.stop(Duration::from_secs(15));
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        logs.contains("triaged") && logs.contains("agent stopped"),
+        "{logs}"
+    );
+    // The log's structured fields name each event's place and attempt: agent B saw again
+    // (attempt 2) at least what agent A died holding.
+    let redelivered: BTreeSet<(&str, &str)> = logs
+        .lines()
+        .filter(|line| line.contains(" attempt=2}"))
+        .filter_map(|line| {
+            let field = |name: &str| {
+                let start = line.find(&format!("{name}="))? + name.len() + 1;
+                line[start..].split([' ', '}']).next()
+            };
+            Some((field("partition")?, field("offset")?))
+        })
+        .collect();
+    assert!(
+        redelivered.len() as u64 >= orphaned,
+        "agent A died holding {orphaned} events; agent B saw {} again",
+        redelivered.len()
+    );
+    eprintln!(
+        "{ITEMS} items triaged by two agents in {:.1?}; agent A was killed at {killed_at} cards \
+         holding {orphaned} events, which agent B handled again",
+        started.elapsed()
+    );
 }
