@@ -11,6 +11,9 @@ use worker::Method;
 pub enum Route {
     /// `GET /healthz`
     Health,
+    /// `GET /v1/openapi.json`: the OpenAPI 3.1 description of the API (open, like `/healthz`:
+    /// it describes, it serves no data).
+    OpenApi,
     /// `/v1/aggregates/{type}/{id}[/…]`
     Aggregate {
         aggregate_type: String,
@@ -134,7 +137,7 @@ impl Route {
     /// The scope a caller needs; `None` for open routes. Declared here, not in handlers.
     pub fn scope(&self) -> Option<auth::Scope> {
         match self {
-            Route::Health => None,
+            Route::Health | Route::OpenApi => None,
             Route::Aggregate {
                 op: AggregateRoute::Command,
                 ..
@@ -170,6 +173,7 @@ pub fn match_route(method: &Method, path: &str) -> Result<Route, NoRoute> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (route, allowed) = match segments.as_slice() {
         ["healthz"] => (Route::Health, Method::Get),
+        ["v1", "openapi.json"] => (Route::OpenApi, Method::Get),
         ["v1", "aggregates", aggregate_type, aggregate_id, rest @ ..] => {
             let op = match rest {
                 [] => AggregateRoute::State,
@@ -309,6 +313,7 @@ mod tests {
     fn every_route_with_its_scope() {
         let table = [
             (Method::Get, "/healthz", Route::Health, None),
+            (Method::Get, "/v1/openapi.json", Route::OpenApi, None),
             (
                 Method::Post,
                 "/v1/aggregates/board/b1/commands",

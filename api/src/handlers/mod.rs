@@ -17,6 +17,10 @@ use worker::{Env, Request, Response};
 use crate::gate::Admitted;
 use crate::routes::Route;
 
+/// The OpenAPI 3.1 description of the API (`api/openapi.json`), kept true by the contract
+/// test that drives the running Worker from it.
+const OPENAPI: &str = include_str!("../../openapi.json");
+
 /// Runs an admitted request.
 pub async fn dispatch(
     req: Request,
@@ -27,6 +31,11 @@ pub async fn dispatch(
 ) -> ApiResult<Response> {
     match route {
         Route::Health => Ok(json_response(&json!({ "status": "ok" }), 200)),
+        Route::OpenApi => Ok(durable::encoding::bytes_response(
+            OPENAPI.as_bytes().to_vec(),
+            "application/json",
+            200,
+        )),
         Route::Aggregate {
             aggregate_type,
             aggregate_id,
