@@ -8,6 +8,11 @@
 //! another crate, so Cargo does not build it for these tests). pyarrow comes from
 //! `.tools/py` (`scripts/setup` installs it). `EDGELOOP_REPLAY_EVENTS` shrinks the data set
 //! while developing (default 100000).
+//!
+//! Time: every event is one command, and local workerd runs every object on one thread, so
+//! writing the data set is bounded by the Worker at ~250 commands/s on an idle 2-core
+//! machine (~7 minutes for 100,000; much longer when the machine is shared). The exports
+//! and their checks take well under a minute.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -18,6 +23,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use client::StreamQuery;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tests::{Options, Worker, cmd, repo_root, unique_id};
@@ -592,6 +599,17 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
+/// A child process that is killed when the test ends, however it ends (a stopped `tail`
+/// would otherwise outlive a failed test).
+struct Stopped(Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The stream offsets of the next `n` envelopes `tail` prints.
 fn next_offsets(lines: &mpsc::Receiver<String>, n: usize) -> Vec<u64> {
     (0..n)
@@ -619,27 +637,41 @@ async fn tail_follows_a_partition_through_catch_up_live_events_and_slow_consumer
     let id = c.board_with_cards("tail", 20).await;
     await_stream(&worker.sdk(), 21).await;
     let token = worker.token("tailer", tests::TENANT, "replay");
-    let mut child = command(&token, &["tail", "--url", worker.url(), "--partition", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start edgeloop tail");
-    let lines = lines_of(&mut child);
+    let mut child = Stopped(
+        command(&token, &["tail", "--url", worker.url(), "--partition", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start edgeloop tail"),
+    );
+    let lines = lines_of(&mut child.0);
     assert_eq!(next_offsets(&lines, 21), (1..=21).collect::<Vec<u64>>());
+    // A stalled consumer: while tail is stopped, live events pass the window and the server
+    // cuts it off (4008); once it runs again it must resume after what it printed.
+    let pid = Pid::from_raw(i32::try_from(child.0.id()).unwrap());
+    kill(pid, Signal::SIGSTOP).unwrap();
     for card in 0..60 {
         let data = json!({"card_id": format!("live{card}"), "title": "t"});
         c.ok("board", &id, cmd("AddCard", data)).await;
+        if card == 30 {
+            kill(pid, Signal::SIGCONT).unwrap();
+        }
     }
     assert_eq!(next_offsets(&lines, 60), (22..=81).collect::<Vec<u64>>());
     assert!(
         lines.recv_timeout(Duration::from_millis(500)).is_err(),
         "nothing after the last event"
     );
-    child.kill().unwrap();
-    let output = child.wait_with_output().unwrap();
-    let notes = text(&output.stderr);
+    let mut notes = String::new();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut notes).unwrap();
     assert!(
         notes.contains("caught up at offset 21 of partition 0"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("reconnected; resuming after offset"),
         "{notes}"
     );
 }
@@ -670,8 +702,19 @@ async fn state_prints_the_aggregate_now_at_a_version_and_as_of_a_time() {
     let then = parse(state(&["--at-version", "2"]));
     assert_eq!(then["version"], 2);
     assert_eq!(then["state"]["cards"].as_object().unwrap().len(), 1);
+    let second_at = c.all_events("board", &id).await[1]["recorded_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let as_of = parse(state(&["--as-of", &second_at]));
+    assert!(
+        (2..=4).contains(&as_of["version"].as_u64().unwrap()),
+        "the state as of event 2's time includes event 2: {as_of}"
+    );
     let later = parse(state(&["--as-of", "2999-01-01T00:00:00Z"]));
     assert_eq!(later["version"], 4);
+    let before = one_line_error(&state(&["--as-of", "2000-01-01T00:00:00Z"]));
+    assert!(before.contains("404 not_found"), "{before}");
     let missing = one_line_error(&state(&["--at-version", "9"]));
     assert!(missing.contains("404 not_found"), "{missing}");
 }

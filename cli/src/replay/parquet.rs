@@ -214,6 +214,7 @@ impl ParquetSink {
     pub fn open(output: &Path, parts: u64) -> anyhow::Result<Self> {
         let dir = parts_dir(output);
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        sync_dir(&dir)?;
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name();
