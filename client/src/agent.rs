@@ -610,8 +610,8 @@ where
         self.run_until(shutdown_signal()).await
     }
 
-    /// Runs until `shutdown` completes, then finishes the current event, releases the
-    /// lease and returns the counters.
+    /// Runs until `shutdown` completes, then finishes the current event, acks what was
+    /// handled, releases the lease and returns the counters.
     ///
     /// Errors: what waiting cannot fix — [`Error::InvalidArgument`] for a bad group name,
     /// and from the server `bad_request` 400 (a bad consumer name), `unauthorized` 401 (a
@@ -765,7 +765,8 @@ where
         stop: &watch::Receiver<bool>,
     ) -> BatchEnd {
         let lost = AtomicBool::new(false);
-        let every = limits.lease / 3;
+        // A third of the lease leaves two renewals' time for one to fail or come late.
+        let every = (limits.lease / 3).max(Duration::from_millis(10));
         tokio::select! {
             biased;
             end = self.handle_batch(lease, events, limits, &lost, stop) => end,

@@ -77,7 +77,13 @@ struct TriageArgs {
     llm_api_key: Option<String>,
 
     /// How long the model may take before the rules decide instead
-    #[arg(long, env = "AGENT_LLM_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(
+        long,
+        env = "AGENT_LLM_TIMEOUT",
+        default_value = "5s",
+        value_name = "DURATION",
+        value_parser = humantime::parse_duration
+    )]
     llm_timeout: Duration,
 }
 
