@@ -221,6 +221,14 @@ impl<Op: DeserializeOwned> Call<Op> {
     }
 }
 
+/// An object's answer: the error's documented response if it failed, with the
+/// [`INSTANCE_HEADER`] of the object instance that answered either way.
+pub fn answer(result: ApiResult<Response>, instance: &str) -> worker::Result<Response> {
+    let mut response = result.unwrap_or_else(ApiError::into_response);
+    let _ = response.headers_mut().set(INSTANCE_HEADER, instance);
+    Ok(response)
+}
+
 /// JSON with every non-ASCII character escaped, so it fits in a header value.
 pub fn ascii_json(value: &impl Serialize) -> ApiResult<String> {
     let text = serde_json::to_string(value).map_err(ApiError::internal)?;

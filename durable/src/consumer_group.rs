@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use stream::consumer::{GroupConfig, GroupState, LeaseId, NackAction, ParkedSelection, StartFrom};
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
-use crate::call::{Call, INSTANCE_HEADER, PartitionOp};
+use crate::call::{Call, PartitionOp};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::encoding::{Encoding, json_response};
@@ -147,12 +147,7 @@ impl DurableObject for ConsumerGroup {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let mut response = match self.handle(req).await {
-            Ok(response) => response,
-            Err(error) => error.into_response(),
-        };
-        let _ = response.headers_mut().set(INSTANCE_HEADER, &self.instance);
-        Ok(response)
+        crate::call::answer(self.handle(req).await, &self.instance)
     }
 }
 

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use worker::{DurableObject, Env, Request, Response, Result, State, Stub, durable_object};
 
-use crate::call::{AggregateOp, Call, Caller, INSTANCE_HEADER};
+use crate::call::{AggregateOp, Call, Caller};
 use crate::clock::{at_unix_ms, now_ms};
 use crate::config::Config;
 use crate::consumer_group::{CONSUMER_GROUPS, GroupOp, GroupSettings};
@@ -115,9 +115,7 @@ impl DurableObject for Reactor {
             Ok(json_response(&json!({ "woken": true }), 202))
         }
         .await;
-        let mut response = result.unwrap_or_else(ApiError::into_response);
-        let _ = response.headers_mut().set(INSTANCE_HEADER, &self.instance);
-        Ok(response)
+        crate::call::answer(result, &self.instance)
     }
 
     /// Consumes what is new, then sends the due commands; comes back at the next due time.

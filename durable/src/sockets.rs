@@ -1,7 +1,7 @@
 //! The runtime side of the feed engine: carrying out a [`Feed`]'s actions on a
 //! hibernating WebSocket, and keeping the feed in the socket's attachment.
 
-use worker::{State, WebSocket};
+use worker::{State, WebSocket, WebSocketIncomingMessage};
 
 use crate::feed::{Action, Feed};
 
@@ -49,4 +49,67 @@ pub fn open_feeds(state: &State) -> Vec<(WebSocket, Feed)> {
             feed.is_open().then_some((socket, feed))
         })
         .collect()
+}
+
+/// A client frame's text; `None` for a binary frame (which the feed engine refuses).
+pub fn frame_text(message: WebSocketIncomingMessage) -> Option<String> {
+    match message {
+        WebSocketIncomingMessage::String(text) => Some(text),
+        WebSocketIncomingMessage::Binary(_) => None,
+    }
+}
+
+/// The client closed: its feed is closed (the slot is free) and the closing handshake is
+/// completed (the socket may already be gone).
+pub fn closed_by_client(socket: &WebSocket, code: usize, reason: String) {
+    if let Some(mut feed) = load(socket) {
+        feed.on_client_close();
+        save(socket, &feed);
+    }
+    let code = u16::try_from(code)
+        .ok()
+        .filter(|c| *c == 1000 || (3000..5000).contains(c))
+        .unwrap_or(1000);
+    let _ = socket.close(Some(code), Some(reason));
+}
+
+/// The runtime reported a socket error: close it as our fault (1011).
+pub fn failed(socket: &WebSocket) {
+    if let Some(mut feed) = load(socket) {
+        let actions = feed.close_internal();
+        save_and_apply(socket, &feed, actions);
+    }
+}
+
+/// Closes every open feed whose token expired by `now_ms` (4001); returns the earliest
+/// expiry among the others (Unix seconds), for the next alarm.
+pub fn close_expired(state: &State, now_ms: i64) -> Option<u64> {
+    let mut next: Option<u64> = None;
+    for (socket, mut feed) in open_feeds(state) {
+        let actions = feed.on_tick(now_ms);
+        if actions.is_empty() {
+            if let Some(expires_at) = feed.expires_at {
+                next = Some(next.map_or(expires_at, |n| n.min(expires_at)));
+            }
+        } else {
+            save_and_apply(&socket, &feed, actions);
+        }
+    }
+    next
+}
+
+/// Makes sure the object's alarm fires by `at_ms` (Unix ms): never moves a sooner one later.
+pub async fn alarm_by(state: &State, at_ms: i64) {
+    let storage = state.storage();
+    let current = storage.get_alarm().await.ok().flatten();
+    if current.is_none_or(|current| current > at_ms) {
+        let _ = storage.set_alarm(crate::clock::at_unix_ms(at_ms)).await;
+    }
+}
+
+/// Unix seconds as Unix ms, within the range the runtime represents exactly.
+pub fn secs_to_ms(unix_secs: u64) -> i64 {
+    unix_secs
+        .saturating_mul(1000)
+        .min(crate::params::MAX_SAFE_INTEGER) as i64
 }

@@ -22,14 +22,13 @@ use worker::{
     WebSocketPair, durable_object,
 };
 
-use crate::call::{AggregateOp, Call, Caller, ConsistencyToken, INSTANCE_HEADER, PartitionOp};
+use crate::call::{AggregateOp, Call, Caller, ConsistencyToken, PartitionOp};
 use crate::clock::{at_unix_ms, new_event_id, now_ms};
 use crate::config::Config;
 use crate::encoding::{Encoding, EventPage, json_response, page_response};
 use crate::error::{ApiError, ApiResult};
 use crate::feed::{Feed, FeedLimits, FeedLog, event_frame};
 use crate::names::ObjectName;
-use crate::params::MAX_SAFE_INTEGER;
 use crate::sockets;
 pub mod store;
 
@@ -114,12 +113,7 @@ impl DurableObject for AggregateObject {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let mut response = match self.handle(req).await {
-            Ok(response) => response,
-            Err(error) => error.into_response(),
-        };
-        let _ = response.headers_mut().set(INSTANCE_HEADER, &self.instance);
-        Ok(response)
+        crate::call::answer(self.handle(req).await, &self.instance)
     }
 
     /// The alarm forwards committed events to the stream partition (retrying with
@@ -127,9 +121,11 @@ impl DurableObject for AggregateObject {
     async fn alarm(&self) -> Result<Response> {
         self.forward_armed.set(false);
         if let Some(retry_at) = self.forward().await {
-            self.alarm_by(retry_at).await;
+            sockets::alarm_by(&self.state, retry_at).await;
         }
-        self.close_expired_sockets().await;
+        if let Some(next) = sockets::close_expired(&self.state, now_ms()) {
+            sockets::alarm_by(&self.state, sockets::secs_to_ms(next)).await;
+        }
         Response::empty()
     }
 
@@ -138,11 +134,7 @@ impl DurableObject for AggregateObject {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let text = match message {
-            WebSocketIncomingMessage::String(text) => Some(text),
-            WebSocketIncomingMessage::Binary(_) => None,
-        };
-        self.on_client_frame(&ws, text.as_deref());
+        self.on_client_frame(&ws, sockets::frame_text(message).as_deref());
         Ok(())
     }
 
@@ -153,24 +145,12 @@ impl DurableObject for AggregateObject {
         reason: String,
         _was_clean: bool,
     ) -> Result<()> {
-        if let Some(mut feed) = sockets::load(&ws) {
-            feed.on_client_close();
-            sockets::save(&ws, &feed);
-        }
-        // Complete the closing handshake; the socket may already be gone.
-        let code = u16::try_from(code)
-            .ok()
-            .filter(|c| *c == 1000 || (3000..5000).contains(c))
-            .unwrap_or(1000);
-        let _ = ws.close(Some(code), Some(reason));
+        sockets::closed_by_client(&ws, code, reason);
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        if let Some(mut feed) = sockets::load(&ws) {
-            let actions = feed.close_internal();
-            sockets::save_and_apply(&ws, &feed, actions);
-        }
+        sockets::failed(&ws);
         Ok(())
     }
 }
@@ -423,7 +403,7 @@ impl AggregateObject {
             }
             Ok(())
         })?;
-        self.alarm_by(secs_to_ms(caller.expires_at)).await;
+        sockets::alarm_by(&self.state, sockets::secs_to_ms(caller.expires_at)).await;
         let mut response = Response::from_websocket(pair.client)?;
         if let Some(protocol) = protocol {
             response
@@ -444,35 +424,6 @@ impl AggregateObject {
         }
         let storage = self.state.storage();
         let _ = futures_util::FutureExt::now_or_never(storage.set_alarm(at_unix_ms(now_ms())));
-    }
-
-    /// Makes sure the alarm fires by `at_ms` (Unix ms): never moves a sooner one later.
-    async fn alarm_by(&self, at_ms: i64) {
-        let storage = self.state.storage();
-        let current = storage.get_alarm().await.ok().flatten();
-        if current.is_none_or(|current| current > at_ms) {
-            let _ = storage.set_alarm(at_unix_ms(at_ms)).await;
-        }
-    }
-
-    /// Closes every socket whose token has expired (4001); the alarm is then set again for
-    /// the next expiry among those left.
-    async fn close_expired_sockets(&self) {
-        let now = now_ms();
-        let mut next: Option<u64> = None;
-        for (socket, mut feed) in sockets::open_feeds(&self.state) {
-            let actions = feed.on_tick(now);
-            if actions.is_empty() {
-                if let Some(expires_at) = feed.expires_at {
-                    next = Some(next.map_or(expires_at, |n| n.min(expires_at)));
-                }
-            } else {
-                sockets::save_and_apply(&socket, &feed, actions);
-            }
-        }
-        if let Some(next) = next {
-            self.alarm_by(secs_to_ms(next)).await;
-        }
     }
 
     /// Forwards what the partition has not acknowledged yet. Returns when to try again
@@ -621,10 +572,6 @@ impl FeedLog for AggregateLog<'_> {
     fn caught_up_frame(&self, head: u64) -> String {
         serde_json::json!({ "kind": "caught_up", "version": head }).to_string()
     }
-}
-
-fn secs_to_ms(unix_secs: u64) -> i64 {
-    unix_secs.saturating_mul(1000).min(MAX_SAFE_INTEGER) as i64
 }
 
 /// The aggregate an object serves, from its name.

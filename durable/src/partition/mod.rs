@@ -21,7 +21,7 @@ use worker::{
 };
 
 use crate::cache::{CACHE_HEADER, EdgeCache};
-use crate::call::{Call, INSTANCE_HEADER, PartitionOp, ProjectorOp};
+use crate::call::{Call, PartitionOp, ProjectorOp};
 use crate::clock::{at_unix_ms, now_ms};
 use crate::config::Config;
 use crate::encoding::{Encoding, StreamPage, json_response, stream_page_response};
@@ -65,12 +65,7 @@ impl DurableObject for StreamPartition {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let mut response = match self.handle(req).await {
-            Ok(response) => response,
-            Err(error) => error.into_response(),
-        };
-        let _ = response.headers_mut().set(INSTANCE_HEADER, &self.instance);
-        Ok(response)
+        crate::call::answer(self.handle(req).await, &self.instance)
     }
 
     /// Wakes the projectors, archives what the policy allows, and closes sockets whose
@@ -86,7 +81,9 @@ impl DurableObject for StreamPartition {
                 .set_alarm(at_unix_ms(now_ms() + 30_000))
                 .await;
         }
-        self.close_expired_sockets().await;
+        if let Some(next) = sockets::close_expired(&self.state, now_ms()) {
+            sockets::alarm_by(&self.state, sockets::secs_to_ms(next)).await;
+        }
         Response::empty()
     }
 
@@ -95,11 +92,7 @@ impl DurableObject for StreamPartition {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let text = match message {
-            WebSocketIncomingMessage::String(text) => Some(text),
-            WebSocketIncomingMessage::Binary(_) => None,
-        };
-        self.on_client_frame(&ws, text.as_deref());
+        self.on_client_frame(&ws, sockets::frame_text(message).as_deref());
         Ok(())
     }
 
@@ -110,23 +103,12 @@ impl DurableObject for StreamPartition {
         reason: String,
         _was_clean: bool,
     ) -> Result<()> {
-        if let Some(mut feed) = sockets::load(&ws) {
-            feed.on_client_close();
-            sockets::save(&ws, &feed);
-        }
-        let code = u16::try_from(code)
-            .ok()
-            .filter(|c| *c == 1000 || (3000..5000).contains(c))
-            .unwrap_or(1000);
-        let _ = ws.close(Some(code), Some(reason));
+        sockets::closed_by_client(&ws, code, reason);
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        if let Some(mut feed) = sockets::load(&ws) {
-            let actions = feed.close_internal();
-            sockets::save_and_apply(&ws, &feed, actions);
-        }
+        sockets::failed(&ws);
         Ok(())
     }
 }
@@ -490,7 +472,7 @@ impl StreamPartition {
             }
             Ok(())
         })?;
-        self.close_expired_by(expires_at).await;
+        sockets::alarm_by(&self.state, sockets::secs_to_ms(expires_at)).await;
         let mut response = Response::from_websocket(pair.client)?;
         if let Some(protocol) = protocol {
             response
@@ -534,33 +516,6 @@ impl StreamPartition {
         });
         let actions = result.unwrap_or_else(|_| feed.close_internal());
         sockets::save_and_apply(socket, &feed, actions);
-    }
-
-    async fn close_expired_by(&self, expires_at: u64) {
-        let at_ms = (expires_at.saturating_mul(1000)).min(crate::params::MAX_SAFE_INTEGER) as i64;
-        let storage = self.state.storage();
-        let current = storage.get_alarm().await.ok().flatten();
-        if current.is_none_or(|current| current > at_ms) {
-            let _ = storage.set_alarm(at_unix_ms(at_ms)).await;
-        }
-    }
-
-    async fn close_expired_sockets(&self) {
-        let now = now_ms();
-        let mut next: Option<u64> = None;
-        for (socket, mut feed) in sockets::open_feeds(&self.state) {
-            let actions = feed.on_tick(now);
-            if actions.is_empty() {
-                if let Some(expires_at) = feed.expires_at {
-                    next = Some(next.map_or(expires_at, |n| n.min(expires_at)));
-                }
-            } else {
-                sockets::save_and_apply(&socket, &feed, actions);
-            }
-        }
-        if let Some(next) = next {
-            self.close_expired_by(next).await;
-        }
     }
 }
 

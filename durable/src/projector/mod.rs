@@ -34,7 +34,7 @@ use worker::{
     WebSocketPair, durable_object,
 };
 
-use crate::call::{Call, ConsistencyToken, INSTANCE_HEADER, PartitionOp, ProjectorOp};
+use crate::call::{Call, ConsistencyToken, PartitionOp, ProjectorOp};
 use crate::clock::{at_unix_ms, now_ms};
 use crate::config::Config;
 use crate::encoding::{Encoding, json_response};
@@ -91,12 +91,7 @@ impl DurableObject for Projector {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let mut response = match self.handle(req).await {
-            Ok(response) => response,
-            Err(error) => error.into_response(),
-        };
-        let _ = response.headers_mut().set(INSTANCE_HEADER, &self.instance);
-        Ok(response)
+        crate::call::answer(self.handle(req).await, &self.instance)
     }
 
     /// Catches every fed generation up with every partition, lets a caught-up rebuild take
@@ -115,7 +110,10 @@ impl DurableObject for Projector {
         if let Some(retry_at) = mirror::run(self).await {
             again = Some(again.map_or(retry_at, |a| a.min(retry_at)));
         }
-        self.close_expired_sockets(now_ms());
+        if let Some(next) = sockets::close_expired(&self.state, now_ms()) {
+            let at = sockets::secs_to_ms(next);
+            again = Some(again.map_or(at, |a| a.min(at)));
+        }
         if let Some(at) = again {
             let _ = self.state.storage().set_alarm(at_unix_ms(at)).await;
         }
@@ -127,11 +125,7 @@ impl DurableObject for Projector {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let text = match message {
-            WebSocketIncomingMessage::String(text) => Some(text),
-            WebSocketIncomingMessage::Binary(_) => None,
-        };
-        self.on_client_frame(&ws, text.as_deref());
+        self.on_client_frame(&ws, sockets::frame_text(message).as_deref());
         Ok(())
     }
 
@@ -142,23 +136,12 @@ impl DurableObject for Projector {
         reason: String,
         _was_clean: bool,
     ) -> Result<()> {
-        if let Some(mut feed) = sockets::load(&ws) {
-            feed.on_client_close();
-            sockets::save(&ws, &feed);
-        }
-        let code = u16::try_from(code)
-            .ok()
-            .filter(|c| *c == 1000 || (3000..5000).contains(c))
-            .unwrap_or(1000);
-        let _ = ws.close(Some(code), Some(reason));
+        sockets::closed_by_client(&ws, code, reason);
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        if let Some(mut feed) = sockets::load(&ws) {
-            let actions = feed.close_internal();
-            sockets::save_and_apply(&ws, &feed, actions);
-        }
+        sockets::failed(&ws);
         Ok(())
     }
 }
@@ -559,15 +542,6 @@ impl Projector {
         });
         let actions = result.unwrap_or_else(|_| feed.close_internal());
         sockets::save_and_apply(socket, &feed, actions);
-    }
-
-    fn close_expired_sockets(&self, now: i64) {
-        for (socket, mut feed) in sockets::open_feeds(&self.state) {
-            let actions = feed.on_tick(now);
-            if !actions.is_empty() {
-                sockets::save_and_apply(&socket, &feed, actions);
-            }
-        }
     }
 }
 
