@@ -106,6 +106,8 @@ pub enum PartitionAction {
 pub enum AggregateRoute {
     /// `POST …/commands`
     Command,
+    /// `POST …/batch`: several commands, in order, all or none.
+    Batch,
     /// `GET …` (state, time travel)
     State,
     /// `GET …/events`
@@ -139,7 +141,7 @@ impl Route {
         match self {
             Route::Health | Route::OpenApi => None,
             Route::Aggregate {
-                op: AggregateRoute::Command,
+                op: AggregateRoute::Command | AggregateRoute::Batch,
                 ..
             } => Some(auth::Scope::Commands),
             Route::Aggregate { .. } => Some(auth::Scope::Read),
@@ -180,10 +182,11 @@ pub fn match_route(method: &Method, path: &str) -> Result<Route, NoRoute> {
                 ["events"] => AggregateRoute::Events,
                 ["ws"] => AggregateRoute::Socket,
                 ["commands"] => AggregateRoute::Command,
+                ["batch"] => AggregateRoute::Batch,
                 _ => return Err(NoRoute::NotFound),
             };
             let allowed = match op {
-                AggregateRoute::Command => Method::Post,
+                AggregateRoute::Command | AggregateRoute::Batch => Method::Post,
                 _ => Method::Get,
             };
             let route = Route::Aggregate {
@@ -318,6 +321,12 @@ mod tests {
                 Method::Post,
                 "/v1/aggregates/board/b1/commands",
                 aggregate(AggregateRoute::Command),
+                Some(Scope::Commands),
+            ),
+            (
+                Method::Post,
+                "/v1/aggregates/board/b1/batch",
+                aggregate(AggregateRoute::Batch),
                 Some(Scope::Commands),
             ),
             (

@@ -80,6 +80,15 @@ impl CommandRequest {
             .map_err(|e| CommandError::BadCommand(format!("invalid command: {}", e.message(""))))
     }
 
+    /// `command_id`, `correlation_id`, `causation_id`, in that order.
+    pub fn metadata_ids(&self) -> [Option<String>; 3] {
+        [
+            self.command_id.clone(),
+            self.correlation_id.clone(),
+            self.causation_id.clone(),
+        ]
+    }
+
     /// Refuses metadata ids longer than [`MAX_METADATA_CHARS`] (HTTP 400).
     pub fn check_metadata(&self) -> Result<(), CommandError> {
         let fields = [
@@ -109,6 +118,106 @@ impl CommandRequest {
         use sha2::Digest;
         let canonical = serde_json::json!([self.command_type, self.data]);
         let digest = sha2::Sha256::digest(canonical.to_string().as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// One command of a batch: `{"type": "AddCard", "data": {...}}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchCommand {
+    #[serde(rename = "type")]
+    pub command_type: String,
+    #[serde(default)]
+    pub data: Map<String, Value>,
+}
+
+/// Several commands to one aggregate, decided in order against the state each leaves and
+/// appended together, all or none: `{"commands": [{"type","data"}…], "expected_version": …}`
+/// plus the metadata ids of a single command (recorded on every event). The expected
+/// version is checked once, before the first command.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub commands: Vec<BatchCommand>,
+    #[serde(default)]
+    pub expected_version: ExpectedVersion,
+    #[serde(
+        default,
+        deserialize_with = "fields::never_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub command_id: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "fields::never_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub correlation_id: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "fields::never_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub causation_id: Option<String>,
+}
+
+/// Most commands in one batch.
+pub const MAX_BATCH_COMMANDS: usize = 1000;
+
+impl BatchRequest {
+    /// Decodes a batch body like [`CommandRequest::from_json`]: every field absent or of its
+    /// type, 1 to [`MAX_BATCH_COMMANDS`] commands, metadata ids within bounds.
+    pub fn from_json(body: &Value) -> Result<Self, CommandError> {
+        if !body.is_object() {
+            return Err(CommandError::BadCommand(
+                r#"a batch is an object: {"commands": [{"type": …, "data": {…}}, …], "expected_version": …}"#
+                    .to_owned(),
+            ));
+        }
+        let batch: Self = fields::decode(body, Value::as_object, |prefix| prefix)
+            .map_err(|e| CommandError::BadCommand(format!("invalid batch: {}", e.message(""))))?;
+        if batch.commands.is_empty() || batch.commands.len() > MAX_BATCH_COMMANDS {
+            return Err(CommandError::BadCommand(format!(
+                "a batch holds 1 to {MAX_BATCH_COMMANDS} commands, not {}",
+                batch.commands.len()
+            )));
+        }
+        batch.as_request().check_metadata()?;
+        Ok(batch)
+    }
+
+    /// `command_id`, `correlation_id`, `causation_id`, in that order.
+    pub fn metadata_ids(&self) -> [Option<String>; 3] {
+        self.as_request().metadata_ids()
+    }
+
+    /// The batch's metadata and expected version as a single command's (checks, ids).
+    fn as_request(&self) -> CommandRequest {
+        CommandRequest {
+            command_type: "batch".into(),
+            data: Map::new(),
+            expected_version: self.expected_version,
+            command_id: self.command_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.causation_id.clone(),
+        }
+    }
+
+    /// What the batch asks for (every command's type and data, in order), as
+    /// [`CommandRequest::fingerprint`] does for one command.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let canonical: Vec<Value> = self
+            .commands
+            .iter()
+            .map(|c| serde_json::json!([c.command_type, c.data]))
+            .collect();
+        let digest = sha2::Sha256::digest(
+            serde_json::json!(["batch", canonical])
+                .to_string()
+                .as_bytes(),
+        );
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
@@ -148,6 +257,20 @@ pub enum ExecuteError {
     TooManyEvents { produced: usize, limit: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A batch command's refusal, saying which command of the batch it was.
+fn at_index(index: usize, error: CommandError) -> ExecuteError {
+    match error {
+        CommandError::BadCommand(message) => {
+            CommandError::BadCommand(format!("commands[{index}]: {message}")).into()
+        }
+        CommandError::Rejected(mut rejection) => {
+            rejection.message = format!("commands[{index}]: {}", rejection.message);
+            CommandError::Rejected(rejection).into()
+        }
+        other => other.into(),
+    }
 }
 
 /// Loading an aggregate failed.
@@ -300,6 +423,91 @@ impl Loaded {
         }
         if snapshot_every > 0 && self.version / snapshot_every > previous / snapshot_every {
             // A snapshot is an optimisation: failing to write one loses nothing.
+            let _ = store.save_snapshot(Snapshot {
+                seq: self.version,
+                state: self.state.to_snapshot(),
+            });
+        }
+        Ok(CommandOutcome {
+            version: self.version,
+            events,
+            replayed: false,
+        })
+    }
+
+    /// Runs a batch: idempotency look-up (one key for the whole batch), the version check,
+    /// then each command decided against the state the previous ones left (on a scratch
+    /// copy of the state), one append of all their events, and a snapshot every
+    /// `snapshot_every` events. A command refused anywhere in the batch refuses all of it,
+    /// naming its index; nothing is written and `self` is unchanged.
+    pub fn execute_batch(
+        &mut self,
+        store: &mut impl EventStore,
+        batch: BatchRequest,
+        inputs: CommandInputs<'_>,
+        snapshot_every: u64,
+    ) -> Result<CommandOutcome, ExecuteError> {
+        let fingerprint = inputs.idempotency_key.map(|_| batch.fingerprint());
+        let idempotency = inputs
+            .idempotency_key
+            .zip(fingerprint.as_deref())
+            .map(|(key, fingerprint)| Idempotency { key, fingerprint });
+        if let Some(idempotency) = idempotency
+            && let Some(earlier) = store.idempotent_result(idempotency.key)?
+        {
+            if earlier.fingerprint != idempotency.fingerprint {
+                return Err(ExecuteError::IdempotencyKeyReused {
+                    key: idempotency.key.to_owned(),
+                });
+            }
+            return Ok(CommandOutcome {
+                version: earlier.version,
+                events: earlier.events,
+                replayed: true,
+            });
+        }
+        batch.as_request().check_metadata()?;
+        batch.expected_version.check(self.version)?;
+        let snapshot = self.state.to_snapshot();
+        let mut scratch = registry::restore_state(&self.aggregate_type, &snapshot)
+            .ok_or_else(|| StoreError(format!("unknown aggregate type `{}`", self.aggregate_type)))?
+            .map_err(StoreError::from)?;
+        let mut events = Vec::new();
+        for (index, command) in batch.commands.into_iter().enumerate() {
+            let decided = scratch
+                .decide(&command.command_type, Value::Object(command.data))
+                .map_err(|e| at_index(index, e))?;
+            for event in decided {
+                scratch
+                    .apply(event.event_type, event.schema_version, event.data.clone())
+                    .map_err(StoreError::from)?;
+                events.push(event);
+            }
+            if events.len() > inputs.max_events {
+                return Err(ExecuteError::TooManyEvents {
+                    produced: events.len(),
+                    limit: inputs.max_events,
+                });
+            }
+        }
+        let events: Vec<StoredEvent> = events
+            .into_iter()
+            .zip(self.version + 1..)
+            .map(|(event, seq)| StoredEvent {
+                seq,
+                event_id: (inputs.next_event_id)(),
+                event_type: event.event_type.to_owned(),
+                schema_version: event.schema_version,
+                data: event.data,
+                recorded_at_ms: inputs.now_ms,
+                metadata: inputs.metadata.clone(),
+            })
+            .collect();
+        store.append(&events, idempotency)?;
+        let previous = self.version;
+        self.version += events.len() as u64;
+        self.state = scratch;
+        if snapshot_every > 0 && self.version / snapshot_every > previous / snapshot_every {
             let _ = store.save_snapshot(Snapshot {
                 seq: self.version,
                 state: self.state.to_snapshot(),

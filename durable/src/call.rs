@@ -92,6 +92,8 @@ pub enum PartitionOp {
 pub enum AggregateOp {
     /// Run the command in the request body (JSON, validated by the Worker).
     Command { idempotency_key: Option<String> },
+    /// Run the batch in the request body (JSON, validated by the Worker), all or none.
+    Batch { idempotency_key: Option<String> },
     /// The state now, at a version, or as of a time (Unix ms).
     State {
         at_version: Option<u64>,

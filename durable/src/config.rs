@@ -9,6 +9,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most events one command may append (413 above). Var `MAX_EVENTS_PER_COMMAND`.
     pub max_events_per_command: usize,
+    /// Most events one batch may append (413 above). Var `MAX_EVENTS_PER_BATCH`.
+    pub max_events_per_batch: usize,
     /// A snapshot is written every this many events (0 = never). Var `SNAPSHOT_EVERY`.
     pub snapshot_every: u64,
     /// Most live sockets on one aggregate (429 above). Var `MAX_SUBSCRIBERS_PER_AGGREGATE`.
@@ -56,6 +58,7 @@ impl Default for Config {
         Self {
             max_body_bytes: 1024 * 1024,
             max_events_per_command: 100,
+            max_events_per_batch: 1000,
             snapshot_every: 100,
             max_subscribers: 1000,
             ws_ack_window: 1000,
@@ -88,6 +91,8 @@ impl Config {
             max_body_bytes: var(env, "MAX_BODY_BYTES").unwrap_or(defaults.max_body_bytes),
             max_events_per_command: var(env, "MAX_EVENTS_PER_COMMAND")
                 .unwrap_or(defaults.max_events_per_command),
+            max_events_per_batch: var(env, "MAX_EVENTS_PER_BATCH")
+                .unwrap_or(defaults.max_events_per_batch),
             snapshot_every: var(env, "SNAPSHOT_EVERY").unwrap_or(defaults.snapshot_every),
             max_subscribers: var(env, "MAX_SUBSCRIBERS_PER_AGGREGATE")
                 .unwrap_or(defaults.max_subscribers),

@@ -4,7 +4,7 @@
 //! parameters, the command body (size, media type, shape) and the `Idempotency-Key` —
 //! and hands the aggregate's object a typed [`AggregateOp`]. The object decides.
 
-use domain::command_service::{CommandRequest, ExecuteError};
+use domain::command_service::{BatchRequest, CommandRequest, ExecuteError};
 use domain::envelope::parse_timestamp;
 use domain::registry;
 use domain::store::Direction;
@@ -68,12 +68,24 @@ pub async fn handle(
     let query = query_pairs(&req.url()?);
     let mut body = None;
     let op = match route {
-        AggregateRoute::Command => {
+        AggregateRoute::Command | AggregateRoute::Batch => {
             check_params(&query, &[])?;
             let idempotency_key = idempotency_key(&req)?;
             let bytes = super::read_body(&mut req, config.max_body_bytes).await?;
-            body = Some(decode_command(&req, &bytes)?);
-            AggregateOp::Command { idempotency_key }
+            let value = decode_body(&req, &bytes)?;
+            if route == AggregateRoute::Command {
+                CommandRequest::from_json(&value)
+                    .map_err(|e| ApiError::from(ExecuteError::Command(e)))?
+                    .check_metadata()
+                    .map_err(|e| ApiError::from(ExecuteError::Command(e)))?;
+                body = Some(serde_json::to_vec(&value).map_err(ApiError::internal)?);
+                AggregateOp::Command { idempotency_key }
+            } else {
+                BatchRequest::from_json(&value)
+                    .map_err(|e| ApiError::from(ExecuteError::Command(e)))?;
+                body = Some(serde_json::to_vec(&value).map_err(ApiError::internal)?);
+                AggregateOp::Batch { idempotency_key }
+            }
         }
         AggregateRoute::State => state_op(&query)?,
         AggregateRoute::Events => {
@@ -191,36 +203,26 @@ fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
     Ok(Some(key))
 }
 
-/// Decodes and validates a command body — JSON by default, MessagePack with `Content-Type:
-/// application/msgpack` — and returns it as the JSON the object reads. Either way it goes
-/// through [`CommandRequest::from_json`]: an object, every field absent or of its type.
-fn decode_command(req: &Request, body: &[u8]) -> ApiResult<Vec<u8>> {
+/// Decodes a command or batch body — JSON by default, MessagePack with `Content-Type:
+/// application/msgpack` — into the JSON value the domain's decoders read (and the object
+/// is sent).
+fn decode_body(req: &Request, body: &[u8]) -> ApiResult<serde_json::Value> {
     let content_type = req
         .headers()
         .get("content-type")?
         .unwrap_or_default()
         .to_ascii_lowercase();
     let media = content_type.split(';').next().unwrap_or("").trim();
-    let value: serde_json::Value = match media {
+    match media {
         "" | "application/json" => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?,
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"))),
         m if MSGPACK_MEDIA_TYPES.contains(&m) => msgpack_to_json(body).map_err(|e| {
             ApiError::bad_request(format!(
                 "the body is not valid MessagePack for a command: {e}"
             ))
-        })?,
-        other => {
-            return Err(ApiError::unsupported_media_type(format!(
-                "commands are `application/json` or `application/msgpack`, not `{other}`"
-            )));
-        }
-    };
-    // Validate the shape here, so a malformed command never wakes the object.
-    let json = serde_json::to_vec(&value).map_err(ApiError::internal)?;
-    let request =
-        CommandRequest::from_json(&value).map_err(|e| ApiError::from(ExecuteError::Command(e)))?;
-    request
-        .check_metadata()
-        .map_err(|e| ApiError::from(ExecuteError::Command(e)))?;
-    Ok(json)
+        }),
+        other => Err(ApiError::unsupported_media_type(format!(
+            "commands are `application/json` or `application/msgpack`, not `{other}`"
+        ))),
+    }
 }

@@ -13,7 +13,7 @@
 use std::cell::{Cell, RefCell};
 
 use domain::EventEnvelope;
-use domain::command_service::{CommandInputs, CommandRequest, Loaded};
+use domain::command_service::{BatchRequest, CommandInputs, CommandRequest, Loaded};
 use domain::envelope::Metadata;
 use domain::store::{Direction, EventStore, ReadQuery, StoredEvent};
 use serde::Serialize;
@@ -53,6 +53,9 @@ pub struct AggregateObject {
     /// Whether an alarm is already set to forward what was committed (cleared when it
     /// fires), so a burst of commands sets it once.
     forward_armed: Cell<bool>,
+    /// While forwarding backs off after a failure (Unix ms): commands committed meanwhile
+    /// leave the retry alarm where it is instead of trying at once.
+    forward_backoff_until: Cell<i64>,
     /// Opened lazily: `new` cannot fail, opening can.
     store: RefCell<Option<SqliteStore>>,
     /// The aggregate's state and version, cached between requests; rebuilt on wake.
@@ -106,6 +109,7 @@ impl DurableObject for AggregateObject {
             env,
             identity,
             forward_armed: Cell::new(false),
+            forward_backoff_until: Cell::new(0),
             store: RefCell::new(None),
             loaded: RefCell::new(None),
             instance: uuid::Uuid::new_v4().to_string(),
@@ -120,7 +124,9 @@ impl DurableObject for AggregateObject {
     /// backoff until it acknowledges them) and closes sockets whose token has expired.
     async fn alarm(&self) -> Result<Response> {
         self.forward_armed.set(false);
-        if let Some(retry_at) = self.forward().await {
+        let retry_at = self.forward().await;
+        self.forward_backoff_until.set(retry_at.unwrap_or(0));
+        if let Some(retry_at) = retry_at {
             sockets::alarm_by(&self.state, retry_at).await;
         }
         if let Some(next) = sockets::close_expired(&self.state, now_ms()) {
@@ -171,7 +177,34 @@ impl AggregateObject {
                 let request: CommandRequest = serde_json::from_slice(&body).map_err(|e| {
                     ApiError::internal(format!("the Worker sent a bad command: {e}"))
                 })?;
-                self.command(id, caller, request, idempotency_key.as_deref())
+                let ids = request.metadata_ids();
+                let max_events = self.config.max_events_per_command;
+                self.command(
+                    id,
+                    caller,
+                    ids,
+                    idempotency_key.as_deref(),
+                    max_events,
+                    |store, loaded, inputs, every| loaded.execute(store, request, inputs, every),
+                )
+            }
+            AggregateOp::Batch { idempotency_key } => {
+                let caller = &caller()?;
+                let body = req.bytes().await?;
+                let batch: BatchRequest = serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::internal(format!("the Worker sent a bad batch: {e}")))?;
+                let ids = batch.metadata_ids();
+                let max_events = self.config.max_events_per_batch;
+                self.command(
+                    id,
+                    caller,
+                    ids,
+                    idempotency_key.as_deref(),
+                    max_events,
+                    |store, loaded, inputs, every| {
+                        loaded.execute_batch(store, batch, inputs, every)
+                    },
+                )
             }
             AggregateOp::State {
                 at_version,
@@ -226,18 +259,30 @@ impl AggregateObject {
         f(store, loaded)
     }
 
-    /// Runs a command: no `.await` from here to the fan-out, so it is atomic.
+    /// Runs a command or a batch (`execute`): no `.await` from here to the fan-out, so it
+    /// is atomic. `ids` are the request's `command_id`, `correlation_id`, `causation_id`.
     fn command(
         &self,
         id: &Identity,
         caller: &Caller,
-        request: CommandRequest,
+        ids: [Option<String>; 3],
         idempotency_key: Option<&str>,
+        max_events: usize,
+        execute: impl FnOnce(
+            &mut SqliteStore,
+            &mut Loaded,
+            CommandInputs<'_>,
+            u64,
+        ) -> Result<
+            domain::command_service::CommandOutcome,
+            domain::command_service::ExecuteError,
+        >,
     ) -> ApiResult<Response> {
+        let [command_id, correlation_id, causation_id] = ids;
         let metadata = Metadata {
-            command_id: Some(request.command_id.clone().unwrap_or_else(new_event_id)),
-            correlation_id: request.correlation_id.clone(),
-            causation_id: request.causation_id.clone(),
+            command_id: Some(command_id.unwrap_or_else(new_event_id)),
+            correlation_id,
+            causation_id,
             actor: Some(caller.actor.clone()),
         };
         let mut next_event_id = new_event_id;
@@ -246,11 +291,11 @@ impl AggregateObject {
             metadata,
             idempotency_key,
             next_event_id: &mut next_event_id,
-            max_events: self.config.max_events_per_command,
+            max_events,
         };
         let snapshot_every = self.config.snapshot_every;
         let outcome = self.with_aggregate(id, |store, loaded| {
-            Ok(loaded.execute(store, request, inputs, snapshot_every)?)
+            Ok(execute(store, loaded, inputs, snapshot_every)?)
         })?;
         let envelopes: Vec<EventEnvelope> = outcome.events.iter().map(|e| id.envelope(e)).collect();
         if !outcome.replayed && !envelopes.is_empty() {
@@ -419,8 +464,8 @@ impl AggregateObject {
     /// too — without an `.await` inside the command. Polling `set_alarm` once issues the
     /// runtime call; nothing is left to wait for.
     fn arm_forwarding(&self) {
-        if self.forward_armed.replace(true) {
-            return;
+        if now_ms() < self.forward_backoff_until.get() || self.forward_armed.replace(true) {
+            return; // an alarm is set already: the next attempt, or the retry after a failure
         }
         let storage = self.state.storage();
         let _ = futures_util::FutureExt::now_or_never(storage.set_alarm(at_unix_ms(now_ms())));

@@ -1,0 +1,113 @@
+//! Batches against workerd: `POST /v1/aggregates/{type}/{id}/batch` decides its commands in
+//! order and appends their events together, all or none, under one idempotency key — and
+//! its events reach the stream like any others.
+
+use serde_json::{Value, json};
+use tests::{Options, Worker};
+
+fn cards(from: usize, n: usize) -> Vec<Value> {
+    (from..from + n)
+        .map(|i| json!({"type": "AddCard", "data": {"card_id": format!("c{i}"), "title": format!("Card {i}")}}))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_appends_in_order_all_or_none_under_one_key() {
+    let worker = Worker::start_with(
+        Options::new()
+            .var("STREAM_PARTITIONS", 1)
+            .var("MAX_EVENTS_PER_BATCH", 200),
+    );
+    let c = worker.client();
+    let id = tests::unique_id("batch");
+    let path = format!("/v1/aggregates/board/{id}/batch");
+    let mut commands = vec![json!({"type": "CreateBoard", "data": {"title": "Bulk"}})];
+    commands.extend(cards(0, 50));
+    let body =
+        json!({"commands": commands, "expected_version": "none", "correlation_id": "bulk-1"});
+    let request = |key: &str| {
+        c.request(reqwest::Method::POST, &path)
+            .header("idempotency-key", key)
+            .json(&body)
+    };
+    let first = c.send(request("k1")).await.expect(200);
+    assert_eq!(first["version"], 51);
+    let events = first["events"].as_array().unwrap();
+    assert_eq!(events.len(), 51);
+    for (i, e) in events.iter().enumerate() {
+        tests::check_envelope(e);
+        assert_eq!(e["seq"], i as u64 + 1);
+        assert_eq!(e["correlation_id"], "bulk-1");
+    }
+    assert_eq!(first["consistency_token"], format!("board/{id}@51"));
+    // The same key again: the original answer, nothing appended.
+    let again = c.send(request("k1")).await;
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(again.expect(200)["events"], first["events"]);
+    assert_eq!(c.version("board", &id).await, 51);
+
+    // One refused command refuses the batch, naming it, and writes nothing.
+    let mut bad = cards(50, 3);
+    bad.push(json!({"type": "AddCard", "data": {"card_id": "c1", "title": "dup"}}));
+    let refused = c
+        .send(
+            c.request(reqwest::Method::POST, &path)
+                .json(&json!({"commands": bad})),
+        )
+        .await;
+    let error = refused.expect_error(422, "rejected");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("commands[3]:"),
+        "{error}"
+    );
+    assert_eq!(c.version("board", &id).await, 51);
+    // Too many events for one batch: 413, nothing written.
+    let many = c
+        .send(
+            c.request(reqwest::Method::POST, &path)
+                .json(&json!({"commands": cards(100, 201)})),
+        )
+        .await;
+    many.expect_error(413, "payload_too_large");
+    // Shape errors and conflicts.
+    for bad in [
+        json!({"commands": []}),
+        json!({"commands": [{"type": "AddCard", "data": null}]}),
+        json!({"cmds": []}),
+    ] {
+        c.send(c.request(reqwest::Method::POST, &path).json(&bad))
+            .await
+            .expect_error(400, "bad_request");
+    }
+    c.send(
+        c.request(reqwest::Method::POST, &path)
+            .json(&json!({"commands": cards(60, 1), "expected_version": 3})),
+    )
+    .await
+    .expect_error(409, "version_conflict");
+    assert_eq!(c.version("board", &id).await, 51);
+
+    // The events reach the stream, once, in order.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let page = c.get("/v1/stream?partition=0&limit=1000").await.expect(200);
+        let seqs: Vec<u64> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        if seqs.len() == 51 {
+            assert_eq!(seqs, (1..=51).collect::<Vec<u64>>());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stream holds {seqs:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
