@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use tests::{Options, Worker, cmd, repo_root, unique_id};
 
 /// Concurrent writers generating the data set.
-const WRITERS: usize = 32;
+const WRITERS: usize = 8;
 /// Events per board: `CreateBoard` + 199 `AddCard`s (a board holds at most 5,000 cards).
 const BOARD_EVENTS: usize = 200;
 /// Page size of the interrupted exports: small pages make many checkpoints to stop between.
@@ -101,9 +101,9 @@ fn events_wanted() -> usize {
         .unwrap_or(100_000)
 }
 
-/// `total` events over boards of [`BOARD_EVENTS`], written by [`WRITERS`] concurrent clients.
-/// Plain commands without an `Idempotency-Key`: the data set costs the Worker less to write
-/// (a refused command fails the test anyway).
+/// `total` events over boards of [`BOARD_EVENTS`], written by [`WRITERS`] concurrent clients,
+/// one batch per board (`POST …/batch`: `CreateBoard` and its `AddCard`s, one write): the
+/// data set is about the export, and batches write it in a fraction of the time.
 async fn generate(worker: &Worker, total: usize) {
     let mut tasks = Vec::new();
     for writer in 0..WRITERS {
@@ -114,12 +114,19 @@ async fn generate(worker: &Worker, total: usize) {
             while left > 0 {
                 let id = unique_id(&format!("replay-w{writer}"));
                 let events = left.min(BOARD_EVENTS);
-                c.ok("board", &id, cmd("CreateBoard", json!({"title": "replay"})))
+                let mut commands = vec![cmd("CreateBoard", json!({"title": "replay"}))];
+                commands.extend((1..events).map(|card| {
+                    cmd(
+                        "AddCard",
+                        json!({"card_id": format!("c{card}"), "title": "exported"}),
+                    )
+                }));
+                let path = format!("/v1/aggregates/board/{id}/batch");
+                let batch = json!({"commands": commands, "expected_version": "none"});
+                let reply = c
+                    .send(c.request(reqwest::Method::POST, &path).json(&batch))
                     .await;
-                for card in 1..events {
-                    let data = json!({"card_id": format!("c{card}"), "title": "exported"});
-                    c.ok("board", &id, cmd("AddCard", data)).await;
-                }
+                assert_eq!(reply.expect(200)["version"], events);
                 left -= events;
             }
         }));
