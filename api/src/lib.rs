@@ -22,6 +22,9 @@ pub mod gate;
 pub mod handlers;
 pub mod routes;
 
+#[cfg(test)]
+mod openapi_tests;
+
 use durable::Config;
 use worker::{Context, Env, Method, Request, Response, event};
 

@@ -575,3 +575,167 @@ mod tests {
         assert_eq!(error.details["allowed"], "POST");
     }
 }
+
+/// Every route the matcher knows, as `(method, path template)` spelled as in the OpenAPI
+/// description: `api/openapi.json` documents exactly these (`crate::openapi_tests`).
+/// [`every_route::template`] matches [`Route`] exhaustively, so a new route does not compile
+/// until it has a template, and [`every_route::ROUTES`] must list it (checked below).
+#[cfg(test)]
+pub(crate) mod every_route {
+    use super::*;
+
+    pub(crate) const ROUTES: &[(&str, &str)] = &[
+        ("GET", "/healthz"),
+        ("GET", "/v1/openapi.json"),
+        ("POST", "/v1/aggregates/{type}/{id}/commands"),
+        ("POST", "/v1/aggregates/{type}/{id}/batch"),
+        ("GET", "/v1/aggregates/{type}/{id}"),
+        ("GET", "/v1/aggregates/{type}/{id}/events"),
+        ("GET", "/v1/aggregates/{type}/{id}/ws"),
+        ("GET", "/v1/stream"),
+        ("GET", "/v1/stream/ws"),
+        ("GET", "/v1/stream/partitions"),
+        ("POST", "/v1/stream/partitions/{n}/pause"),
+        ("POST", "/v1/stream/partitions/{n}/resume"),
+        ("POST", "/v1/stream/partitions/{n}/archive"),
+        ("GET", "/v1/projections"),
+        ("GET", "/v1/projections/{name}"),
+        ("GET", "/v1/projections/{name}/{doc_id}"),
+        ("GET", "/v1/projections/{name}/{doc_id}/ws"),
+        ("POST", "/v1/projections/{name}/rebuild"),
+        ("GET", "/v1/consumers"),
+        ("PUT", "/v1/consumers/{group}"),
+        ("GET", "/v1/consumers/{group}"),
+        ("DELETE", "/v1/consumers/{group}"),
+        ("POST", "/v1/consumers/{group}/poll"),
+        ("POST", "/v1/consumers/{group}/ack"),
+        ("POST", "/v1/consumers/{group}/nack"),
+        ("POST", "/v1/consumers/{group}/renew"),
+        ("POST", "/v1/consumers/{group}/release"),
+        ("GET", "/v1/consumers/{group}/parked"),
+        ("POST", "/v1/consumers/{group}/parked/replay"),
+        ("GET", "/v1/trace/{correlation_id}"),
+    ];
+
+    /// The `(method, template)` a matched route answers. Exhaustive: no `_` arm.
+    pub(crate) fn template(route: &Route) -> (&'static str, &'static str) {
+        match route {
+            Route::Health => ("GET", "/healthz"),
+            Route::OpenApi => ("GET", "/v1/openapi.json"),
+            Route::Aggregate { op, .. } => match op {
+                AggregateRoute::Command => ("POST", "/v1/aggregates/{type}/{id}/commands"),
+                AggregateRoute::Batch => ("POST", "/v1/aggregates/{type}/{id}/batch"),
+                AggregateRoute::State => ("GET", "/v1/aggregates/{type}/{id}"),
+                AggregateRoute::Events => ("GET", "/v1/aggregates/{type}/{id}/events"),
+                AggregateRoute::Socket => ("GET", "/v1/aggregates/{type}/{id}/ws"),
+            },
+            Route::Stream(stream) => match stream {
+                StreamRoute::Read => ("GET", "/v1/stream"),
+                StreamRoute::Socket => ("GET", "/v1/stream/ws"),
+                StreamRoute::Partitions => ("GET", "/v1/stream/partitions"),
+            },
+            Route::PartitionAdmin { action, .. } => match action {
+                PartitionAction::Pause => ("POST", "/v1/stream/partitions/{n}/pause"),
+                PartitionAction::Resume => ("POST", "/v1/stream/partitions/{n}/resume"),
+                PartitionAction::Archive => ("POST", "/v1/stream/partitions/{n}/archive"),
+            },
+            Route::Projection(projection) => match projection {
+                ProjectionRoute::Index => ("GET", "/v1/projections"),
+                ProjectionRoute::List { .. } => ("GET", "/v1/projections/{name}"),
+                ProjectionRoute::Get { .. } => ("GET", "/v1/projections/{name}/{doc_id}"),
+                ProjectionRoute::Socket { .. } => ("GET", "/v1/projections/{name}/{doc_id}/ws"),
+                ProjectionRoute::Rebuild { .. } => ("POST", "/v1/projections/{name}/rebuild"),
+            },
+            Route::Consumers(consumers) => match consumers {
+                ConsumerRoute::List => ("GET", "/v1/consumers"),
+                ConsumerRoute::Create { .. } => ("PUT", "/v1/consumers/{group}"),
+                ConsumerRoute::Status { .. } => ("GET", "/v1/consumers/{group}"),
+                ConsumerRoute::Delete { .. } => ("DELETE", "/v1/consumers/{group}"),
+                ConsumerRoute::Action { action, .. } => match action {
+                    ConsumerAction::Poll => ("POST", "/v1/consumers/{group}/poll"),
+                    ConsumerAction::Ack => ("POST", "/v1/consumers/{group}/ack"),
+                    ConsumerAction::Nack => ("POST", "/v1/consumers/{group}/nack"),
+                    ConsumerAction::Renew => ("POST", "/v1/consumers/{group}/renew"),
+                    ConsumerAction::Release => ("POST", "/v1/consumers/{group}/release"),
+                },
+                ConsumerRoute::Parked { .. } => ("GET", "/v1/consumers/{group}/parked"),
+                ConsumerRoute::Replay { .. } => ("POST", "/v1/consumers/{group}/parked/replay"),
+            },
+            Route::Trace { .. } => ("GET", "/v1/trace/{correlation_id}"),
+        }
+    }
+
+    /// A concrete path for a template: every `{param}` becomes a plain segment.
+    pub(crate) fn sample(template: &str) -> String {
+        template
+            .split('/')
+            .map(|segment| match segment {
+                "{type}" => "board",
+                "{id}" | "{doc_id}" => "b1",
+                "{n}" => "0",
+                "{name}" => "board_summary",
+                "{group}" => "triage",
+                "{correlation_id}" => "corr-1",
+                literal => literal,
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    pub(crate) fn method(name: &str) -> Method {
+        match name {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            other => panic!("no method {other} in the route table"),
+        }
+    }
+
+    #[test]
+    fn every_listed_route_is_matched_as_itself_and_listed_once() {
+        for (i, &(name, template_)) in ROUTES.iter().enumerate() {
+            assert!(
+                !ROUTES[..i].contains(&(name, template_)),
+                "{name} {template_} is listed twice"
+            );
+            let path = sample(template_);
+            assert!(
+                !path.contains('{'),
+                "{template_}: a parameter without a sample"
+            );
+            let route = match_route(&method(name), &path)
+                .unwrap_or_else(|e| panic!("{name} {path} is not matched: {e:?}"));
+            assert_eq!(template(&route), (name, template_), "{name} {path}");
+            if name == "GET" {
+                assert_eq!(match_route(&Method::Head, &path), Ok(route), "HEAD {path}");
+            }
+        }
+    }
+
+    /// The matcher's literal path segments (its string literals, less the method names of
+    /// its 405 answers) all appear in some listed template: a route added to the matcher
+    /// without being listed here leaves a segment behind.
+    #[test]
+    fn every_literal_segment_of_the_matcher_is_in_a_listed_route() {
+        let source = include_str!("routes.rs");
+        let start = source.find("pub fn match_route").expect("the matcher");
+        let end = start + source[start..].find("#[cfg(test)]").expect("its end");
+        let literals = source[start..end].split('"').skip(1).step_by(2);
+        let segments: Vec<&str> = ROUTES
+            .iter()
+            .flat_map(|(_, template)| template.split('/'))
+            .collect();
+        let is_method_list = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b',' || b == b' ')
+        };
+        for literal in literals.filter(|s| !is_method_list(s)) {
+            assert!(
+                segments.contains(&literal),
+                "the matcher knows the segment `{literal}`, but no route in `every_route::ROUTES` \
+                 has it: list the route there and document it in api/openapi.json"
+            );
+        }
+    }
+}
