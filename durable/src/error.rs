@@ -20,6 +20,8 @@ pub struct ApiError {
     pub message: String,
     pub details: Map<String, Value>,
     pub retry_after_secs: Option<u32>,
+    /// Response headers the status calls for (`Allow` on a 405, `WWW-Authenticate` on a 401).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -30,6 +32,7 @@ impl ApiError {
             message: message.into(),
             details: Map::new(),
             retry_after_secs: None,
+            headers: Vec::new(),
         }
     }
     /// An error with a status and code mapped from elsewhere (e.g. a consumer group's
@@ -45,9 +48,13 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "bad_request", message)
     }
-    /// 401: missing or invalid credentials.
+    /// 401: missing or invalid credentials (with `WWW-Authenticate: Bearer`, RFC 9110).
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(401, "unauthorized", message)
+        let mut error = Self::new(401, "unauthorized", message);
+        error
+            .headers
+            .push(("www-authenticate", "Bearer".to_owned()));
+        error
     }
     /// 403: valid credentials without the needed scope.
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -65,6 +72,13 @@ impl ApiError {
             format!("this route accepts {allowed}"),
         )
         .with_detail("allowed", allowed)
+        .with_header("allow", allowed)
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
     /// 409: `expected_version` does not hold.
     pub fn version_conflict(conflict: VersionConflict) -> Self {
@@ -136,6 +150,9 @@ impl ApiError {
         let mut response = json_response(&self.body(), self.status);
         if let Some(secs) = self.retry_after_secs {
             let _ = response.headers_mut().set("retry-after", &secs.to_string());
+        }
+        for (name, value) in &self.headers {
+            let _ = response.headers_mut().set(name, value);
         }
         response
     }

@@ -51,7 +51,7 @@ pub async fn dispatch(
         Route::Projection(route) => projections::handle(req, env, route, &admitted).await,
         Route::Stream(route) => stream::handle(req, env, config, route, &admitted).await,
         Route::PartitionAdmin { partition, action } => {
-            stream::admin(env, config, &partition, action, &admitted).await
+            stream::admin(&req, env, config, &partition, action, &admitted).await
         }
     }
 }

@@ -47,6 +47,7 @@ pub async fn handle(
                     "types",
                     "since",
                     "until",
+                    "correlation_id",
                 ],
             )?;
             let partition = partition_param(&query, partitions)?;
@@ -96,12 +97,14 @@ pub async fn handle(
 
 /// `POST /v1/stream/partitions/{n}/{action}`; 404 for a partition that does not exist.
 pub async fn admin(
+    req: &Request,
     env: &Env,
     config: &Config,
     partition: &str,
     action: PartitionAction,
     admitted: &Admitted,
 ) -> ApiResult<Response> {
+    check_params(&query_pairs(&req.url()?), &[])?;
     let principal = admitted.principal()?;
     let partitions = config.partitions()?;
     let partition = partition

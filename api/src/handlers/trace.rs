@@ -32,6 +32,12 @@ pub async fn handle(
     admitted: &Admitted,
 ) -> ApiResult<Response> {
     check_params(&query_pairs(&req.url()?), &[])?;
+    // The route matcher sees the path as sent; a correlation id with characters a URL
+    // escapes arrives percent-encoded.
+    let correlation_id = percent_encoding::percent_decode_str(correlation_id)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("the correlation id is not UTF-8"))?;
+    let correlation_id = correlation_id.as_ref();
     let principal = admitted.principal()?;
     let filter =
         StreamFilter::from_query(&[("correlation_id".to_owned(), correlation_id.to_owned())])
