@@ -477,7 +477,10 @@ mod tests {
         assert_eq!(serde_json::from_str::<StreamFilter>(&json).unwrap(), filter);
         // Filters written before `correlation_id` existed still read.
         let older = r#"{"aggregate_type":null,"event_types":null,"since_ms":null,"until_ms":null}"#;
-        assert_eq!(serde_json::from_str::<StreamFilter>(older).unwrap(), StreamFilter::default());
+        assert_eq!(
+            serde_json::from_str::<StreamFilter>(older).unwrap(),
+            StreamFilter::default()
+        );
     }
 
     #[test]

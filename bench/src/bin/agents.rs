@@ -103,10 +103,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
         let card = format!("fb-{id}");
         loop {
-            if let Update::Event(event) = board.next().await? {
-                if event.event_type == "CardAdded" && event.data["card_id"] == card.as_str() {
-                    break;
-                }
+            if let Update::Event(event) = board.next().await?
+                && event.event_type == "CardAdded"
+                && event.data["card_id"] == card.as_str()
+            {
+                break;
             }
         }
         latencies.push(started.elapsed());
