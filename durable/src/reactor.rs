@@ -128,7 +128,8 @@ impl DurableObject for Reactor {
             }
         };
         if let Some(at) = next {
-            let _ = self.state.storage().set_alarm(at_unix_ms(at)).await;
+            // Never later than an alarm a wake set while this one ran.
+            crate::sockets::alarm_by(&self.state, at).await;
         }
         Response::empty()
     }

@@ -75,11 +75,7 @@ impl DurableObject for StreamPartition {
         self.wake_projectors().await;
         if let Err(error) = self.archive().await {
             worker::console_error!("archiving failed: {error}");
-            let _ = self
-                .state
-                .storage()
-                .set_alarm(at_unix_ms(now_ms() + 30_000))
-                .await;
+            sockets::alarm_by(&self.state, now_ms() + 30_000).await;
         }
         if let Some(next) = sockets::close_expired(&self.state, now_ms()) {
             sockets::alarm_by(&self.state, sockets::secs_to_ms(next)).await;

@@ -115,7 +115,8 @@ impl DurableObject for Projector {
             again = Some(again.map_or(at, |a| a.min(at)));
         }
         if let Some(at) = again {
-            let _ = self.state.storage().set_alarm(at_unix_ms(at)).await;
+            // Never later than an alarm a wake set while this one ran.
+            sockets::alarm_by(&self.state, at).await;
         }
         Response::empty()
     }
