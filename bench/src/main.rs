@@ -78,7 +78,7 @@ struct Args {
     #[arg(long)]
     visible: Option<usize>,
     /// Events written into the one-partition Worker before replay and rebuild
-    /// [default: 20000; --quick: 300].
+    /// [default: 10000; --quick: 300].
     #[arg(long)]
     stream_events: Option<usize>,
     /// Concurrent writers of those events, each on its own boards [default: 16; --quick: 4].
@@ -139,7 +139,7 @@ impl Args {
             clients: pick(self.clients, 16, 4),
             per_client: pick(self.per_client, 200, 10),
             visible: pick(self.visible, 500, 20),
-            stream_events: pick(self.stream_events, 20_000, 300),
+            stream_events: pick(self.stream_events, 10_000, 300),
             fill_clients: pick(self.fill_clients, 16, 4),
             segment_events: pick(self.segment_events, 5000, 100),
         }

@@ -108,9 +108,13 @@ impl Replay {
         per_second(self.events as usize, self.elapsed)
     }
 
-    /// `"9 pages, 8 hit"`: where the pages came from.
+    /// `"10 pages, 9 hit"`: where the pages came from.
     pub fn pages_cell(&self) -> String {
-        let mut cell = format!("{} pages", self.pages);
+        let mut cell = format!(
+            "{} page{}",
+            self.pages,
+            if self.pages == 1 { "" } else { "s" }
+        );
         for (outcome, n) in &self.cache {
             cell.push_str(&format!(", {n} {outcome}"));
         }
