@@ -58,6 +58,9 @@ pub struct Projector {
     /// Tenant and projection, from the object's own name.
     identity: Option<(String, &'static dyn Projection)>,
     store: RefCell<Option<ProjectorStore>>,
+    /// Partitions that woke the projector since its last catch-up; `None`: all of them
+    /// (after a start, or a failed catch-up).
+    woken: RefCell<Option<std::collections::BTreeSet<u32>>>,
     /// When each partition's mirror cursor was last checked against Convex's (Unix ms).
     mirror_verified: RefCell<std::collections::BTreeMap<u32, i64>>,
     instance: String,
@@ -85,6 +88,7 @@ impl DurableObject for Projector {
             env,
             identity,
             store: RefCell::new(None),
+            woken: RefCell::new(None),
             mirror_verified: RefCell::new(std::collections::BTreeMap::new()),
             instance: uuid::Uuid::new_v4().to_string(),
         }
@@ -198,7 +202,10 @@ impl Projector {
         let (_, projection) = self.identity()?;
         let expires_at = call.caller().map(|c| c.expires_at);
         match call.op {
-            ProjectorOp::Wake { .. } => {
+            ProjectorOp::Wake { partition } => {
+                if let Some(woken) = self.woken.borrow_mut().as_mut() {
+                    woken.insert(partition);
+                }
                 let _ = self.state.storage().set_alarm(at_unix_ms(now_ms())).await;
                 Ok(json_response(&json!({ "woken": true }), 202))
             }
@@ -350,15 +357,30 @@ impl Projector {
     }
 
     /// Catches every fed generation up with every partition.
+    /// The serving generation reads the partitions that woke it (all of them after a
+    /// start or a failure); a generation being built reads them all.
     async fn catch_up_all(&self) -> ApiResult<()> {
         let partitions = self.config.partitions()?;
+        let woken = self.woken.replace(Some(std::collections::BTreeSet::new()));
+        let (serving, _) = self.with_store(|s| s.active().map_err(ApiError::internal))?;
         let generations = self.with_store(|s| s.fed_generations().map_err(ApiError::internal))?;
-        for generation in generations {
-            for partition in partitions.partitions() {
-                self.catch_up(generation, partition).await?;
+        let result: ApiResult<()> = async {
+            for generation in generations {
+                for partition in partitions.partitions() {
+                    let wanted = generation != serving
+                        || woken.as_ref().is_none_or(|w| w.contains(&partition));
+                    if wanted {
+                        self.catch_up(generation, partition).await?;
+                    }
+                }
             }
+            Ok(())
         }
-        Ok(())
+        .await;
+        if result.is_err() {
+            *self.woken.borrow_mut() = None; // read everything next time
+        }
+        result
     }
 
     /// Reads `partition` after the generation's checkpoint and applies page after page
