@@ -37,6 +37,17 @@ impl Session {
         Session { client }
     }
 
+    /// The same client with a 10-minute request timeout, for requests to an object that may
+    /// be busy for a long time (a rebuilding projector): the figure is how long they wait.
+    pub fn patient(&self) -> Session {
+        Session {
+            client: self
+                .client
+                .clone()
+                .with_request_timeout(Duration::from_secs(600)),
+        }
+    }
+
     /// One command through the client's raw layer: no idempotency key and no retries, so
     /// the figure is the server's cost alone, as in earlier results.
     pub async fn command(&self, id: &str, body: &Value) -> Duration {
