@@ -168,8 +168,13 @@ impl AggregateObject {
             .identity
             .as_ref()
             .ok_or_else(|| ApiError::internal("an aggregate object without an aggregate name"))?;
-        let caller = call.caller().cloned();
-        let caller = || caller.clone();
+        // Looked up lazily: building the error logs it.
+        let caller = call.caller.clone();
+        let caller = || {
+            caller
+                .clone()
+                .ok_or_else(|| ApiError::internal("a client operation without a caller"))
+        };
         match call.op {
             AggregateOp::Command { idempotency_key } => {
                 let caller = &caller()?;

@@ -132,7 +132,10 @@ impl StreamPartition {
     async fn handle(&self, mut req: Request) -> ApiResult<Response> {
         let call: Call<PartitionOp> = Call::from_request(&req)?;
         let (_, partition) = self.identity()?;
-        let expires_at = call.caller().map(|c| c.expires_at);
+        // Looked up lazily: an internal call has no caller, and building the error logs.
+        let expires = call.caller.as_ref().map(|c| c.expires_at);
+        let expires_at =
+            || expires.ok_or_else(|| ApiError::internal("a client operation without a caller"));
         match call.op {
             PartitionOp::Append => {
                 let body = req.bytes().await?;
@@ -147,7 +150,7 @@ impl StreamPartition {
                 encoding,
             } => self.read(after, limit, &filter, encoding).await,
             PartitionOp::Subscribe { after, protocol } => {
-                self.subscribe(expires_at?, after, protocol).await
+                self.subscribe(expires_at()?, after, protocol).await
             }
             PartitionOp::Status => {
                 let status =

@@ -200,7 +200,10 @@ impl Projector {
     async fn handle(&self, req: Request) -> ApiResult<Response> {
         let call: Call<ProjectorOp> = Call::from_request(&req)?;
         let (_, projection) = self.identity()?;
-        let expires_at = call.caller().map(|c| c.expires_at);
+        // Looked up lazily: an internal call has no caller, and building the error logs.
+        let expires = call.caller.as_ref().map(|c| c.expires_at);
+        let expires_at =
+            || expires.ok_or_else(|| ApiError::internal("a client operation without a caller"));
         match call.op {
             ProjectorOp::Wake { partition } => {
                 if let Some(woken) = self.woken.borrow_mut().as_mut() {
@@ -264,7 +267,7 @@ impl Projector {
                 doc_id,
                 after,
                 protocol,
-            } => self.subscribe(expires_at?, doc_id, after, protocol).await,
+            } => self.subscribe(expires_at()?, doc_id, after, protocol).await,
             ProjectorOp::Rebuild => {
                 let generation = self.with_store(|s| {
                     s.begin_rebuild(projection.version(), now_ms())
