@@ -21,6 +21,9 @@
 //!   follows one aggregate.
 //! * [`board_summary`] — `board_summary@1`: a board's columns, live cards, WIP fullness.
 //! * [`feedback_inbox`] — `feedback_inbox@1`: feedback items by status and severity.
+//! * [`knowledge`] — `knowledge@1`: searchable documents from feedback, cards, error groups
+//!   and repository events, with the pure search helpers (FTS5 query, rank fusion,
+//!   near-duplicate similarity).
 //! * [`testing`] — envelope builders and the given/when/then harness for folds.
 //! * [`registry`] / [`by_name`] — every projection, by name.
 //!
@@ -29,14 +32,18 @@
 
 pub mod board_summary;
 pub mod feedback_inbox;
+pub mod knowledge;
 pub mod projection;
 pub mod testing;
 
 pub use projection::{DocChange, FoldError, ListIndex, Projection, fold_all, fold_event};
 
 /// Every projection, once each (names are unique).
-static REGISTRY: &[&dyn Projection] =
-    &[&board_summary::BoardSummary, &feedback_inbox::FeedbackInbox];
+static REGISTRY: &[&dyn Projection] = &[
+    &board_summary::BoardSummary,
+    &feedback_inbox::FeedbackInbox,
+    &knowledge::Knowledge,
+];
 
 /// Every projection.
 pub fn registry() -> &'static [&'static dyn Projection] {
@@ -55,7 +62,7 @@ mod tests {
     #[test]
     fn projections_are_found_by_their_unique_snake_case_names() {
         let names: Vec<&str> = registry().iter().map(|p| p.name()).collect();
-        assert_eq!(names, ["board_summary", "feedback_inbox"]);
+        assert_eq!(names, ["board_summary", "feedback_inbox", "knowledge"]);
         for (index, name) in names.iter().enumerate() {
             assert!(
                 name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
@@ -67,6 +74,9 @@ mod tests {
         assert!(by_name("board_summary@1").is_none());
         assert!(by_name("nope").is_none());
         let versioned: Vec<String> = registry().iter().map(|p| p.versioned_name()).collect();
-        assert_eq!(versioned, ["board_summary@1", "feedback_inbox@1"]);
+        assert_eq!(
+            versioned,
+            ["board_summary@1", "feedback_inbox@1", "knowledge@1"]
+        );
     }
 }
