@@ -45,6 +45,8 @@
 //! * `command` — [`CommandBody`], [`CommandResult`], [`Client::command`].
 //! * `read` — [`Client::state`] (now, [`At`] a version or a time), [`Client::events`] and
 //!   [`Client::events_before`] pages, [`Client::event_stream`] / [`Client::all_events`].
+//! * `knowledge` — [`Client::search_knowledge`] ([`SearchOptions`] → [`SearchAnswer`]),
+//!   [`CommandResult::consistency_token`] for read-your-writes.
 //! * `socket` — the raw WebSocket layer: [`Client::upgrade`], [`Socket`], [`Frame`], the
 //!   server's [`close`] codes.
 //! * `subscription` — [`Subscription`]: acks ([`AckMode`]), reconnect, resume, dedupe.
@@ -68,6 +70,7 @@ mod command;
 mod consumer;
 mod error;
 mod http;
+mod knowledge;
 mod read;
 mod reply;
 mod retry;
@@ -83,6 +86,9 @@ pub use consumer::{
 pub use domain::{EventEnvelope, ExpectedVersion, VersionConflict};
 pub use error::{BoxError, Error};
 pub use http::{Client, DEFAULT_REQUEST_TIMEOUT};
+pub use knowledge::{
+    KnowledgeDocument, KnowledgeSource, MAX_SEARCH_RESULTS, SearchAnswer, SearchHit, SearchOptions,
+};
 pub use read::{At, BackwardPage, EventPage, MAX_PAGE, State};
 pub use reply::Reply;
 pub use retry::RetryPolicy;
