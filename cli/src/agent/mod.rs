@@ -2,13 +2,16 @@
 //! [`client::agent::Agent`].
 //!
 //! * `triage` — [`triage`]: submitted feedback → a card on the triage board + the feedback
-//!   marked triaged, classified by [`classify`]'s rules or a model ([`llm`]).
+//!   marked triaged, classified by [`classify`]'s rules or a model ([`llm`]); with the
+//!   knowledge base as context ([`context`]): a near-duplicate of an open card joins that
+//!   card instead, and related error groups and failed CI runs are named on the card.
 //!
 //! Logs go to stderr (`tracing`; `EDGELOOP_LOG` filters, default `info`); stdout stays
 //! empty. The first SIGINT or SIGTERM stops cleanly (the event in hand is finished, the lease
 //! released); a second one exits at once.
 
 mod classify;
+mod context;
 mod llm;
 mod triage;
 
@@ -31,11 +34,18 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum AgentCommand {
-    /// Triage submitted feedback: classify it, add a card to the triage board, mark the
-    /// feedback triaged. Needs a token with the scopes "consume commands read".
+    /// Triage submitted feedback with the knowledge base as context: link a near-duplicate
+    /// of an open card to that card (a comment on it), or classify the feedback and add a
+    /// card to the triage board; name related error groups and failed CI runs on the card;
+    /// mark the feedback triaged with the decision and its evidence. Needs a token with the
+    /// scopes "consume commands read".
     #[command(
         after_help = "Example:\n  TOKEN=$(edgeloop token --tenant acme --scopes \"consume commands read\" --ttl 24h)\n  \
                       edgeloop agent triage --url http://127.0.0.1:8787 --token \"$TOKEN\"\n\n\
+                      Link more eagerly, mention more:\n  \
+                      edgeloop agent triage … --link-threshold 0.4 --related-threshold 0.2\n\n\
+                      Similarities are in [0, 1] (shared stemmed words, Dice coefficient), not search scores.\n\
+                      Without a knowledge base (a Worker that predates it), feedback is triaged without context.\n\n\
                       With a model (any OpenAI-compatible chat-completions API over http):\n  \
                       AGENT_LLM_URL=http://127.0.0.1:11434/v1 AGENT_LLM_MODEL=llama3.2 edgeloop agent triage …"
     )]
@@ -85,6 +95,41 @@ struct TriageArgs {
         value_parser = humantime::parse_duration
     )]
     llm_timeout: Duration,
+
+    /// Link feedback to an open card at least this similar (0..=1; above 1: never link)
+    #[arg(
+        long,
+        env = "AGENT_LINK_THRESHOLD",
+        default_value_t = 0.5,
+        value_name = "SIMILARITY",
+        value_parser = similarity
+    )]
+    link_threshold: f64,
+
+    /// Name unresolved error groups and failed CI runs at least this similar on the card
+    #[arg(
+        long,
+        env = "AGENT_RELATED_THRESHOLD",
+        default_value_t = 0.25,
+        value_name = "SIMILARITY",
+        value_parser = similarity
+    )]
+    related_threshold: f64,
+}
+
+/// A threshold: a number from 0 to 1, or above 1 to turn the behaviour off.
+fn similarity(value: &str) -> Result<f64, String> {
+    let number: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number"))?;
+    if number.is_finite() && number >= 0.0 {
+        Ok(number)
+    } else {
+        Err(format!(
+            "`{value}`: a similarity threshold is from 0 to 1 (above 1: never)"
+        ))
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -143,15 +188,22 @@ async fn run_triage(args: TriageArgs) -> anyhow::Result<()> {
         board = %args.board,
         consumer,
         model = classifier.uses_model(),
+        link_threshold = args.link_threshold,
+        related_threshold = args.related_threshold,
         "triage agent starting"
     );
     triage::ensure_board(&client, &args.board)
         .await
         .map_err(|e| explain(e, &url, scopes))?;
-    let triage = Arc::new(triage::Triage {
-        board: args.board.clone(),
+    let thresholds = context::Thresholds {
+        link: args.link_threshold,
+        related: args.related_threshold,
+    };
+    let triage = Arc::new(triage::Triage::new(
+        args.board.clone(),
         classifier,
-    });
+        thresholds,
+    ));
     let agent = Agent::new(client, &args.group, &consumer)
         .create_group(triage::group_settings())
         .handler(move |ctx, event| {
@@ -243,6 +295,12 @@ mod tests {
             ("triage", "triage")
         );
         assert_eq!(args.llm_timeout, Duration::from_secs(5));
+        if std::env::var_os("AGENT_LINK_THRESHOLD").is_none() {
+            assert_eq!(args.link_threshold, 0.5);
+        }
+        if std::env::var_os("AGENT_RELATED_THRESHOLD").is_none() {
+            assert_eq!(args.related_threshold, 0.25);
+        }
         if std::env::var_os("AGENT_LLM_URL").is_none() {
             assert!(!classifier(&args).unwrap().uses_model());
         }
@@ -273,6 +331,27 @@ mod tests {
         );
         let junk = triage_args(&["--llm-url", "not a url", "--llm-model", "m"]);
         assert!(classifier(&junk).is_err());
+    }
+
+    #[test]
+    fn thresholds_are_similarities() {
+        let args = triage_args(&["--link-threshold", "0.7", "--related-threshold", "0"]);
+        assert_eq!((args.link_threshold, args.related_threshold), (0.7, 0.0));
+        let never = triage_args(&["--link-threshold", "2"]);
+        assert_eq!(never.link_threshold, 2.0);
+        for bad in ["-0.1", "NaN", "inf", "lots"] {
+            let argv = [
+                "x",
+                "triage",
+                "--url",
+                "http://h:1",
+                "--token",
+                "t",
+                "--link-threshold",
+                bad,
+            ];
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,34 +1,96 @@
-//! `edgeloop agent triage`: turns submitted feedback into cards on a triage board.
+//! `edgeloop agent triage`: turns submitted feedback into cards on a triage board, using
+//! the knowledge base as context.
 //!
 //! For each `FeedbackSubmitted` of its consumer group (made on first run with
 //! `aggregate_type=feedback`, `types=["FeedbackSubmitted"]`, reading from the beginning):
 //! 1. read the feedback; if it is already triaged or closed, there is nothing to do;
-//! 2. classify it ([`Classifier`]: a model when `AGENT_LLM_URL` is set, else the rules);
-//! 3. `AddCard {card_id: "fb-<feedback id>", title, labels}` on the board;
-//! 4. `TriageFeedback {board_id, card_id, labels}` on the feedback.
+//! 2. search the knowledge base (`GET /v1/knowledge/search`, `match=any`, 5 results) with
+//!    the feedback's text: for cards, and for error groups and CI runs. Each open card is
+//!    compared with the feedback ([`context`]: a similarity in `[0, 1]`, never the search's
+//!    score); the best one at or above `--link-threshold` is a near-duplicate. Error groups
+//!    that are not resolved and CI runs that failed, at or above `--related-threshold`,
+//!    are related;
+//! 3. a near-duplicate: `CommentOnCard` on that card ("Same as feedback f2: … (similarity
+//!    0.82)", and what is related), and the feedback joins it with the card's labels — no
+//!    new card. Otherwise: classify ([`Classifier`]: a model when `AGENT_LLM_URL` is set,
+//!    else the rules), `AddCard {card_id: "fb-<feedback id>", title, labels}`, and, when
+//!    something is related, a `CommentOnCard` on it saying so ("Possibly related: error
+//!    group TypeError: x is undefined (seen 42 times, open)");
+//! 4. `TriageFeedback {board_id, card_id, labels, evidence}` on the feedback: the decision
+//!    (`new_card` or `linked_to_existing_card`), the cards compared (doc id, similarity,
+//!    search rank) and the related documents (doc id, kind, status, similarity). The
+//!    decision and its evidence are also logged.
 //!
-//! Both commands go through the agent's context: caused by the event, in its flow, under
-//! idempotency keys derived from it. A redelivered event therefore repeats nothing, and the
-//! rejections that mean "already done" count as success: `card_already_exists` (another
-//! delivery added the card), `feedback_already_triaged`, and `idempotency_key_reused` (an
-//! earlier delivery decided differently — a model's answer can change — and its decision
+//! Only cards are link targets: the feedback itself is in the knowledge base too (kind
+//! `feedback`) but is never searched for, and its own card `fb-<id>` (made by an earlier
+//! delivery) is never a target — when the search shows it, the earlier delivery's decision
+//! (a new card) stands. Archived cards are not targets. A link whose card was archived or
+//! removed in the meantime becomes a new card.
+//!
+//! **Without a knowledge base.** A failed search — a 404 from a Worker that predates it, a
+//! timeout — is logged as a warning and the feedback is triaged as before, without
+//! context; the event is not retried or parked for it. A Worker whose `TriageFeedback`
+//! does not know `evidence` (a 400 naming it) gets the triage again without it.
+//!
+//! **Near-duplicates in quick succession.** Read models follow commands asynchronously, so
+//! a card added a moment ago may not be searchable yet. Each search carries the
+//! consistency token of this process's latest `AddCard` (the search waits until the
+//! knowledge base has folded it), so feedback this agent handles in order sees the cards
+//! this agent made. Cards made by another agent process a moment earlier may still be
+//! missed; such a pair ends on two cards (accepted: both point at the same problem, and a
+//! person can merge them).
+//!
+//! Every command goes through the agent's context: caused by the event, in its flow, under
+//! idempotency keys derived from it (`{group}:{event id}:{n}` for the handler's n-th
+//! command, so one event's several commands to one board never share a key). A redelivered
+//! event therefore repeats nothing, and the rejections that mean "already done" count as
+//! success: `card_already_exists` (another delivery added the card),
+//! `feedback_already_triaged`, and `idempotency_key_reused` (an earlier delivery decided
+//! differently — a model's answer or the knowledge base can change — and its decision
 //! stands: the triage then carries the labels the card already has).
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use client::agent::{Context, HandlerError};
-use client::{At, Client, CommandBody, EventEnvelope, ExpectedVersion, GroupSettings, Start};
+use client::{
+    At, Client, CommandBody, EventEnvelope, ExpectedVersion, GroupSettings, RetryPolicy, SearchHit,
+    SearchOptions, Start,
+};
 use domain::board::rules as board_rules;
 use domain::feedback::rules as feedback_rules;
-use serde_json::json;
+use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
 use super::classify::{Feedback, card_id};
+use super::context::{self, CardMatch, Decision, Related, Thresholds};
 use super::llm::Classifier;
+
+/// The author of the agent's comments.
+pub const AUTHOR: &str = "triage-agent";
+/// Results asked of each search.
+const SEARCH_LIMIT: u32 = 5;
 
 /// What the triage handler needs: where the cards go, and how to decide.
 #[derive(Debug)]
 pub struct Triage {
-    pub board: String,
-    pub classifier: Classifier,
+    board: String,
+    classifier: Classifier,
+    thresholds: Thresholds,
+    /// The consistency token of this process's latest `AddCard`.
+    last_card: Mutex<Option<String>>,
+    /// A missing knowledge base is warned about once, then logged at debug.
+    warned_no_search: AtomicBool,
+}
+
+/// What the knowledge base said about one feedback.
+#[derive(Debug, Default)]
+struct Found {
+    matches: Vec<CardMatch>,
+    related: Vec<Related>,
+    /// The feedback's own card is already there: an earlier delivery made it.
+    own_card: bool,
 }
 
 /// The group's settings when the agent creates it.
@@ -67,7 +129,117 @@ fn already_done(error: &client::Error, rules: &[&str]) -> bool {
             .is_some_and(|rule| rules.contains(&rule))
 }
 
+/// A Worker whose `TriageFeedback` predates `evidence` (a 400 naming the field).
+fn evidence_unknown(error: &client::Error) -> bool {
+    error.status() == Some(400) && error.to_string().contains("evidence")
+}
+
+/// Searches wait little: the triage goes on without context rather than stall.
+fn search_client(client: &Client) -> Client {
+    client.clone().with_retry(RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(1),
+        max_elapsed: Duration::from_secs(15),
+    })
+}
+
+fn comment(card: &str, text: &str) -> CommandBody {
+    CommandBody::new(
+        "CommentOnCard",
+        json!({"card_id": card, "author": AUTHOR, "text": text}),
+    )
+}
+
 impl Triage {
+    pub fn new(board: String, classifier: Classifier, thresholds: Thresholds) -> Self {
+        Self {
+            board,
+            classifier,
+            thresholds,
+            last_card: Mutex::new(None),
+            warned_no_search: AtomicBool::new(false),
+        }
+    }
+
+    fn last_card(&self) -> Option<String> {
+        self.last_card.lock().map(|t| t.clone()).unwrap_or(None)
+    }
+
+    fn remember_card(&self, token: String) {
+        if let Ok(mut last) = self.last_card.lock() {
+            *last = Some(token);
+        }
+    }
+
+    /// One search; with a consistency token that did not catch up, once more without.
+    async fn search(
+        &self,
+        client: &Client,
+        q: &str,
+        kinds: &[&str],
+    ) -> Result<Vec<SearchHit>, client::Error> {
+        let mut options = SearchOptions::default()
+            .kinds(kinds.iter().copied())
+            .limit(SEARCH_LIMIT)
+            .match_any();
+        options.consistency = self.last_card();
+        match client.search_knowledge(q, &options).await {
+            Ok(answer) => Ok(answer.results),
+            Err(e) if options.consistency.is_some() && !e.is_not_found() => {
+                debug!(error = %e, "search with a consistency token failed; once more without");
+                options.consistency = None;
+                Ok(client.search_knowledge(q, &options).await?.results)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn no_context(&self, feedback: &str, what: &str, error: &client::Error) {
+        if !self.warned_no_search.swap(true, Ordering::Relaxed) {
+            warn!(feedback, error = %error, "knowledge search failed ({what}); triaging without context");
+        } else {
+            debug!(feedback, error = %error, "knowledge search failed ({what}); triaging without context");
+        }
+    }
+
+    /// What the knowledge base knows about the feedback (nothing when it cannot answer).
+    async fn look(&self, ctx: &Context, id: &str, text: &str, own: (&str, &str)) -> Found {
+        let Some(q) = context::query_text(text) else {
+            debug!(feedback = id, "no words to search for");
+            return Found::default();
+        };
+        let client = search_client(ctx.client());
+        let cards = match self.search(&client, &q, &["card"]).await {
+            Ok(hits) => hits,
+            Err(e) => {
+                self.no_context(id, "cards", &e);
+                return Found::default();
+            }
+        };
+        let related = match self.search(&client, &q, &["error_group", "ci_run"]).await {
+            Ok(hits) => context::related(text, &hits, self.thresholds),
+            Err(e) => {
+                self.no_context(id, "error groups and CI runs", &e);
+                Vec::new()
+            }
+        };
+        Found {
+            matches: context::card_matches(text, &cards, own),
+            related,
+            own_card: context::own_card_is_among(&cards, own),
+        }
+    }
+
+    /// Whether the board already holds the feedback's own card (read on redeliveries).
+    async fn own_card_exists(&self, ctx: &Context, card: &str) -> Result<bool, client::Error> {
+        match ctx.client().state("board", &self.board, At::Latest).await {
+            Ok(board) => Ok(!board.state["cards"][card].is_null()),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn handle(&self, ctx: Context, event: EventEnvelope) -> Result<(), HandlerError> {
         if event.aggregate_type != "feedback" || event.event_type != "FeedbackSubmitted" {
             // A group made by hand with a wider filter: not ours to triage.
@@ -93,19 +265,107 @@ impl Triage {
             }
         }
 
-        let decided = self.classifier.classify(&feedback).await;
         let card = card_id(id);
+        let found = self
+            .look(&ctx, id, &feedback.text, (&self.board, &card))
+            .await;
+        let mut decision = context::decide(&found.matches, self.thresholds);
+        if matches!(decision, Decision::Link(_))
+            && (found.own_card || (ctx.attempt() > 1 && self.own_card_exists(&ctx, &card).await?))
+        {
+            // An earlier delivery made the feedback's own card: its decision stands.
+            debug!(feedback = id, "the feedback's own card exists; keeping it");
+            decision = Decision::NewCard;
+        }
+        let related_comment = context::related_comment(&found.related);
+
+        let mut target = None;
+        if let Decision::Link(best) = &decision {
+            let mut text = context::link_comment(id, &feedback.text, best.similarity);
+            if let Some(related) = &related_comment {
+                text = format!("{text}\n{related}");
+            }
+            match ctx
+                .command("board", &best.board_id, comment(&best.card_id, &text))
+                .await
+            {
+                Ok(_) => target = Some(best.clone()),
+                Err(e) if already_done(&e, &[]) => target = Some(best.clone()),
+                Err(e) if e.rejection_rule().is_some() => {
+                    // Archived or gone since the search: the feedback gets its own card.
+                    warn!(feedback = id, card = %best.doc_id, error = %e, "cannot link; adding a card instead");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+
+        let (board_id, card_id, labels, decided_by) = match target {
+            Some(best) => (best.board_id, best.card_id, best.labels, None),
+            None => {
+                decision = Decision::NewCard;
+                let (labels, by) = self.add_card(&ctx, &feedback, &card).await?;
+                if let Some(related) = &related_comment {
+                    match ctx
+                        .command("board", &self.board, comment(&card, related))
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if already_done(&e, &[]) => {}
+                        Err(e) if e.rejection_rule().is_some() => {
+                            warn!(feedback = id, card, error = %e, "could not comment on the card");
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                (self.board.clone(), card.clone(), labels, Some(by))
+            }
+        };
+
+        let evidence = context::evidence(decision.name(), &found.matches, &found.related);
+        self.triage(&ctx, id, &board_id, &card_id, &labels, &evidence)
+            .await?;
+        if ctx.attempt() > 1 {
+            warn!(
+                feedback = id,
+                attempt = ctx.attempt(),
+                "triaged on a redelivery"
+            );
+        }
+        info!(
+            feedback = id,
+            decision = decision.name(),
+            board = board_id,
+            card = card_id,
+            labels = ?labels,
+            by = ?decided_by,
+            evidence = %evidence,
+            "triaged"
+        );
+        Ok(())
+    }
+
+    /// Classifies the feedback and adds its card; returns the card's labels and who decided.
+    async fn add_card(
+        &self,
+        ctx: &Context,
+        feedback: &Feedback,
+        card: &str,
+    ) -> Result<(Vec<String>, super::classify::DecidedBy), HandlerError> {
+        let decided = self.classifier.classify(feedback).await;
         let mut labels = decided.labels(feedback.severity);
         let add = CommandBody::new(
             "AddCard",
             json!({"card_id": card, "title": decided.title, "labels": labels}),
         );
         match ctx.command("board", &self.board, add).await {
-            Ok(done) => debug!(card, replayed = done.replayed, "card added"),
+            Ok(done) => {
+                debug!(card, replayed = done.replayed, "card added");
+                self.remember_card(done.consistency_token());
+            }
             Err(e) if already_done(&e, &[board_rules::CARD_ALREADY_EXISTS]) => {
                 // Added by an earlier delivery; the triage must say what the card says.
                 let board = ctx.client().state("board", &self.board, At::Latest).await?;
-                if let Some(existing) = board.state["cards"][&card]["labels"].as_array() {
+                if let Some(existing) = board.state["cards"][card]["labels"].as_array() {
                     labels = existing
                         .iter()
                         .filter_map(|l| l.as_str().map(str::to_owned))
@@ -125,42 +385,47 @@ impl Triage {
             }
             Err(e) => return Err(e.into()),
         }
+        Ok((labels, decided.by))
+    }
 
-        let triage = CommandBody::new(
-            "TriageFeedback",
-            json!({"board_id": self.board, "card_id": card, "labels": labels}),
-        );
-        match ctx.command("feedback", id, triage).await {
-            Ok(_) => {}
-            Err(e)
-                if already_done(
-                    &e,
-                    &[
-                        feedback_rules::FEEDBACK_ALREADY_TRIAGED,
-                        feedback_rules::FEEDBACK_CLOSED,
-                    ],
-                ) =>
-            {
-                debug!(feedback = id, "triaged or closed meanwhile");
+    /// `TriageFeedback` with the evidence (without it for a Worker that predates it).
+    async fn triage(
+        &self,
+        ctx: &Context,
+        id: &str,
+        board_id: &str,
+        card_id: &str,
+        labels: &[String],
+        evidence: &Value,
+    ) -> Result<(), HandlerError> {
+        let mut data = json!({"board_id": board_id, "card_id": card_id, "labels": labels,
+                              "evidence": evidence});
+        loop {
+            let triage = CommandBody::new("TriageFeedback", data.clone());
+            match ctx.command("feedback", id, triage).await {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if already_done(
+                        &e,
+                        &[
+                            feedback_rules::FEEDBACK_ALREADY_TRIAGED,
+                            feedback_rules::FEEDBACK_CLOSED,
+                        ],
+                    ) =>
+                {
+                    debug!(feedback = id, "triaged or closed meanwhile");
+                    return Ok(());
+                }
+                Err(e) if evidence_unknown(&e) && data.get("evidence").is_some() => {
+                    warn!(feedback = id, error = %e, "the Worker does not take triage evidence; triaging without it");
+                    if let Some(fields) = data.as_object_mut() {
+                        fields.remove("evidence");
+                    }
+                }
+                Err(e) if e.rejection_rule().is_some() => return Err(HandlerError::park(e)),
+                Err(e) => return Err(e.into()),
             }
-            Err(e) if e.rejection_rule().is_some() => return Err(HandlerError::park(e)),
-            Err(e) => return Err(e.into()),
         }
-        if ctx.attempt() > 1 {
-            warn!(
-                feedback = id,
-                attempt = ctx.attempt(),
-                "triaged on a redelivery"
-            );
-        }
-        info!(
-            feedback = id,
-            card,
-            labels = ?labels,
-            by = ?decided.by,
-            "triaged"
-        );
-        Ok(())
     }
 }
 
@@ -189,6 +454,21 @@ mod tests {
         let full = refused(422, "rejected", Some(board_rules::BOARD_FULL));
         assert!(!already_done(&full, &[board_rules::CARD_ALREADY_EXISTS]));
         assert!(!already_done(&refused(503, "overloaded", None), &[]));
+    }
+
+    #[test]
+    fn a_worker_without_triage_evidence_is_recognised_by_its_400() {
+        let old = client::Error::from_answer(
+            400,
+            json!({"error": {"code": "bad_request", "message":
+                "invalid `TriageFeedback` command: `data`: unknown field `evidence`, expected one of `board_id`, `card_id`, `labels`"}})
+                .to_string()
+                .as_bytes(),
+        );
+        assert!(evidence_unknown(&old));
+        assert!(!evidence_unknown(&refused(400, "bad_request", None)));
+        let invalid = refused(422, "rejected", Some(feedback_rules::FEEDBACK_CLOSED));
+        assert!(!evidence_unknown(&invalid));
     }
 
     #[test]
