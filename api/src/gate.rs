@@ -43,9 +43,11 @@ pub fn admit(req: &Request, env: &Env, config: &Config, route: &Route) -> ApiRes
         .headers()
         .get("content-length")?
         .and_then(|v| v.parse::<u64>().ok())
-        && length > config.max_body_bytes as u64
+        && length > route.body_limit(config.max_body_bytes) as u64
     {
-        return Err(ApiError::body_too_large(config.max_body_bytes));
+        return Err(ApiError::body_too_large(
+            route.body_limit(config.max_body_bytes),
+        ));
     }
     let Some(scope) = route.scope() else {
         return Ok(Admitted::default());
@@ -101,7 +103,7 @@ fn credentials(req: &Request, route: &Route) -> ApiResult<(Option<String>, Optio
         })?;
         return Ok((Some(token.to_owned()), ws_protocol));
     }
-    if !route.is_socket() {
+    if !route.token_in_query() {
         return Ok((None, None));
     }
     if let Some(token) = offered.token {

@@ -33,6 +33,27 @@ pub enum Route {
         partition: String,
         action: PartitionAction,
     },
+    /// `/v1/ingest/…`: production telemetry and development events.
+    Ingest(IngestRoute),
+    /// `GET /v1/integrations`: which integrations have a secret (never the secret).
+    Integrations,
+    /// `PUT|DELETE /v1/integrations/{name}`: set or delete an integration's secret.
+    Integration { name: String, delete: bool },
+    /// `GET /v1/knowledge/search`: ranked documents of the knowledge base.
+    KnowledgeSearch,
+}
+
+/// What an ingestion route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestRoute {
+    /// `POST /v1/ingest/telemetry`: a batch of error reports and counters (scope `ingest`;
+    /// the token may travel as `?access_token=`, for `navigator.sendBeacon`).
+    Telemetry,
+    /// `GET /v1/ingest/telemetry`: totals, pending groups, counter windows (scope `read`).
+    TelemetryStatus,
+    /// `POST /v1/ingest/github?tenant=…`: a GitHub webhook delivery, authenticated by its
+    /// `X-Hub-Signature-256` (no bearer token).
+    Github,
 }
 
 /// What a stream route does.
@@ -139,7 +160,11 @@ impl Route {
     /// The scope a caller needs; `None` for open routes. Declared here, not in handlers.
     pub fn scope(&self) -> Option<auth::Scope> {
         match self {
-            Route::Health | Route::OpenApi => None,
+            Route::Health | Route::OpenApi | Route::Ingest(IngestRoute::Github) => None,
+            Route::Ingest(IngestRoute::Telemetry) => Some(auth::Scope::Ingest),
+            Route::Ingest(IngestRoute::TelemetryStatus) => Some(auth::Scope::Read),
+            Route::Integrations | Route::Integration { .. } => Some(auth::Scope::Admin),
+            Route::KnowledgeSearch => Some(auth::Scope::Read),
             Route::Aggregate {
                 op: AggregateRoute::Command | AggregateRoute::Batch,
                 ..
@@ -152,6 +177,23 @@ impl Route {
             Route::Consumers(_) => Some(auth::Scope::Consume),
             Route::Trace { .. } => Some(auth::Scope::Read),
         }
+    }
+
+    /// The largest body the route takes (413 above), in bytes: GitHub's deliveries and
+    /// telemetry batches have their own bounds; everything else `MAX_BODY_BYTES`.
+    pub fn body_limit(&self, max_body_bytes: usize) -> usize {
+        match self {
+            Route::Ingest(IngestRoute::Github) => ingest::github::MAX_BODY_BYTES,
+            Route::Ingest(IngestRoute::Telemetry) => ingest::telemetry::MAX_BODY_BYTES,
+            _ => max_body_bytes,
+        }
+    }
+
+    /// Whether the token may travel as an `access_token` query parameter: on sockets
+    /// (browsers cannot set their headers) and on the telemetry route (`sendBeacon` cannot
+    /// either; its token is a publishable, ingest-only one).
+    pub fn token_in_query(&self) -> bool {
+        self.is_socket() || *self == Route::Ingest(IngestRoute::Telemetry)
     }
 
     /// Whether the route is a WebSocket upgrade (the token may then also travel as a
@@ -196,6 +238,28 @@ pub fn match_route(method: &Method, path: &str) -> Result<Route, NoRoute> {
             };
             (route, allowed)
         }
+        ["v1", "ingest", "telemetry"] => match method {
+            Method::Post => (Route::Ingest(IngestRoute::Telemetry), Method::Post),
+            Method::Get | Method::Head => {
+                (Route::Ingest(IngestRoute::TelemetryStatus), Method::Get)
+            }
+            _ => return Err(NoRoute::MethodNotAllowed("GET, POST")),
+        },
+        ["v1", "ingest", "github"] => (Route::Ingest(IngestRoute::Github), Method::Post),
+        ["v1", "integrations"] => (Route::Integrations, Method::Get),
+        ["v1", "integrations", name] => {
+            let delete = match method {
+                Method::Put => false,
+                Method::Delete => true,
+                _ => return Err(NoRoute::MethodNotAllowed("PUT, DELETE")),
+            };
+            let route = Route::Integration {
+                name: (*name).to_owned(),
+                delete,
+            };
+            (route, method.clone())
+        }
+        ["v1", "knowledge", "search"] => (Route::KnowledgeSearch, Method::Get),
         ["v1", "stream"] => (Route::Stream(StreamRoute::Read), Method::Get),
         ["v1", "stream", "ws"] => (Route::Stream(StreamRoute::Socket), Method::Get),
         ["v1", "stream", "partitions"] => (Route::Stream(StreamRoute::Partitions), Method::Get),
@@ -615,6 +679,13 @@ pub(crate) mod every_route {
         ("GET", "/v1/consumers/{group}/parked"),
         ("POST", "/v1/consumers/{group}/parked/replay"),
         ("GET", "/v1/trace/{correlation_id}"),
+        ("POST", "/v1/ingest/telemetry"),
+        ("GET", "/v1/ingest/telemetry"),
+        ("POST", "/v1/ingest/github"),
+        ("GET", "/v1/integrations"),
+        ("PUT", "/v1/integrations/{name}"),
+        ("DELETE", "/v1/integrations/{name}"),
+        ("GET", "/v1/knowledge/search"),
     ];
 
     /// The `(method, template)` a matched route answers. Exhaustive: no `_` arm.
@@ -662,6 +733,15 @@ pub(crate) mod every_route {
                 ConsumerRoute::Replay { .. } => ("POST", "/v1/consumers/{group}/parked/replay"),
             },
             Route::Trace { .. } => ("GET", "/v1/trace/{correlation_id}"),
+            Route::Ingest(ingest) => match ingest {
+                IngestRoute::Telemetry => ("POST", "/v1/ingest/telemetry"),
+                IngestRoute::TelemetryStatus => ("GET", "/v1/ingest/telemetry"),
+                IngestRoute::Github => ("POST", "/v1/ingest/github"),
+            },
+            Route::Integrations => ("GET", "/v1/integrations"),
+            Route::Integration { delete: false, .. } => ("PUT", "/v1/integrations/{name}"),
+            Route::Integration { delete: true, .. } => ("DELETE", "/v1/integrations/{name}"),
+            Route::KnowledgeSearch => ("GET", "/v1/knowledge/search"),
         }
     }
 

@@ -22,18 +22,23 @@ pub enum Scope {
     Replay,
     /// Run agent loops: poll/ack/nack consumer groups.
     Consume,
-    /// Operate the deployment: rebuild projections, replay parked events.
+    /// Operate the deployment: rebuild projections, replay parked events, set integration
+    /// secrets.
     Admin,
+    /// Send production telemetry (`POST /v1/ingest/telemetry`) and nothing else: the scope of
+    /// a *publishable* token, the one a web page embeds (README, "Telemetry from a page").
+    Ingest,
 }
 
 impl Scope {
     /// Every scope, in canonical order (the order [`Scopes`] displays them in).
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::Commands,
         Scope::Read,
         Scope::Replay,
         Scope::Consume,
         Scope::Admin,
+        Scope::Ingest,
     ];
 
     /// The scope's name as it appears in the `scope` claim.
@@ -44,6 +49,7 @@ impl Scope {
             Scope::Replay => "replay",
             Scope::Consume => "consume",
             Scope::Admin => "admin",
+            Scope::Ingest => "ingest",
         }
     }
 
@@ -186,9 +192,12 @@ mod tests {
 
     #[test]
     fn parses_every_scope_name_and_displays_canonically() {
-        let scopes = Scopes::parse("admin consume replay read commands").unwrap();
+        let scopes = Scopes::parse("ingest admin consume replay read commands").unwrap();
         assert_eq!(scopes, Scopes::all());
-        assert_eq!(scopes.to_string(), "commands read replay consume admin");
+        assert_eq!(
+            scopes.to_string(),
+            "commands read replay consume admin ingest"
+        );
     }
 
     #[test]

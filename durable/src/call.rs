@@ -143,6 +143,17 @@ pub enum ProjectorOp {
     },
     /// Build the next generation from offset 0 beside the live one (scope admin).
     Rebuild,
+    /// Full-text search of a searchable projection (the knowledge base): `query` is an FTS5
+    /// expression the Worker built from the user's text, `kinds` narrows (empty: all).
+    /// `vector_hits` are doc ids a vector index ranked for the same text, best first (empty
+    /// unless Vectorize is configured): keyword and vector ranks are then fused.
+    Search {
+        query: Option<String>,
+        kinds: Vec<String>,
+        limit: usize,
+        consistency: Option<ConsistencyToken>,
+        vector_hits: Vec<String>,
+    },
 }
 
 /// What a command's answer carries so that a projection read can wait for its effect:

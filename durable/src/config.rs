@@ -51,6 +51,16 @@ pub struct Config {
     /// than this (ms); 0 turns it off. Vars `AUTO_ARCHIVE_AFTER_MS`, `AUTO_ARCHIVE_COLUMN`.
     pub auto_archive_after_ms: u64,
     pub auto_archive_column: String,
+    /// How long the ingestion object buffers a group's error reports before it records them
+    /// as one `RecordOccurrences` (ms): at most one event per error group per window. Var
+    /// `TELEMETRY_WINDOW_MS`.
+    pub telemetry_window_ms: u64,
+    /// Error reports a tenant may send per minute (token bucket: also the burst); over it,
+    /// 429 with `Retry-After`. Var `TELEMETRY_RATE_PER_MINUTE`.
+    pub telemetry_rate_per_minute: u64,
+    /// How many documents a knowledge search answers at most (`limit`'s ceiling). Var
+    /// `KNOWLEDGE_MAX_RESULTS`.
+    pub knowledge_max_results: usize,
 }
 
 impl Default for Config {
@@ -73,6 +83,9 @@ impl Default for Config {
             convex_url: None,
             auto_archive_after_ms: 0,
             auto_archive_column: "Done".to_owned(),
+            telemetry_window_ms: 10_000,
+            telemetry_rate_per_minute: 60_000,
+            knowledge_max_results: 50,
         }
     }
 }
@@ -132,6 +145,15 @@ impl Config {
                 .map(|v| v.to_string())
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or(defaults.auto_archive_column),
+            telemetry_window_ms: var(env, "TELEMETRY_WINDOW_MS")
+                .filter(|ms| *ms > 0)
+                .unwrap_or(defaults.telemetry_window_ms),
+            telemetry_rate_per_minute: var(env, "TELEMETRY_RATE_PER_MINUTE")
+                .filter(|n| *n > 0)
+                .unwrap_or(defaults.telemetry_rate_per_minute),
+            knowledge_max_results: var(env, "KNOWLEDGE_MAX_RESULTS")
+                .filter(|n| *n > 0)
+                .unwrap_or(defaults.knowledge_max_results),
         }
     }
 }

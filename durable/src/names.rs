@@ -51,6 +51,9 @@ pub enum ObjectName {
     ConsumerGroup { tenant: String, group: String },
     /// One policy's timers (`Reactor`).
     Reactor { tenant: String, policy: String },
+    /// `"{tenant}/ingest"`: the tenant's telemetry buffer, webhook intake and integration
+    /// secrets (`crate::ingestion`).
+    Ingestion { tenant: String },
 }
 
 impl ObjectName {
@@ -76,7 +79,8 @@ impl ObjectName {
             | Self::Partition { tenant, .. }
             | Self::Projector { tenant, .. }
             | Self::ConsumerGroup { tenant, .. }
-            | Self::Reactor { tenant, .. } => tenant,
+            | Self::Reactor { tenant, .. }
+            | Self::Ingestion { tenant } => tenant,
         }
     }
 
@@ -87,6 +91,9 @@ impl ObjectName {
             return None;
         }
         let tenant = tenant.to_owned();
+        if rest == "ingest" {
+            return Some(Self::Ingestion { tenant });
+        }
         match rest.split_once('/') {
             None => {
                 let (aggregate_type, aggregate_id) = rest.split_once(':')?;
@@ -133,6 +140,7 @@ impl fmt::Display for ObjectName {
             Self::Projector { tenant, projection } => write!(f, "{tenant}/projector/{projection}"),
             Self::ConsumerGroup { tenant, group } => write!(f, "{tenant}/consumer_group/{group}"),
             Self::Reactor { tenant, policy } => write!(f, "{tenant}/reactor/{policy}"),
+            Self::Ingestion { tenant } => write!(f, "{tenant}/ingest"),
         }
     }
 }
@@ -146,6 +154,9 @@ mod tests {
         let names = [
             ObjectName::aggregate("acme", "board", "b-1"),
             ObjectName::partition("acme", 3),
+            ObjectName::Ingestion {
+                tenant: "acme".into(),
+            },
             ObjectName::Projector {
                 tenant: "acme".into(),
                 projection: "board_summary".into(),

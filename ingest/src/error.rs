@@ -36,6 +36,7 @@ impl PayloadError {
     pub fn status(&self) -> u16 {
         match self {
             PayloadError::TooLarge { .. } => 413,
+            PayloadError::UnsupportedContentType(_) => 415,
             _ => 400,
         }
     }
@@ -44,6 +45,7 @@ impl PayloadError {
     pub fn code(&self) -> &'static str {
         match self {
             PayloadError::TooLarge { .. } => "payload_too_large",
+            PayloadError::UnsupportedContentType(_) => "unsupported_media_type",
             _ => "bad_request",
         }
     }

@@ -83,7 +83,7 @@ pub struct ErrorReport {
 }
 
 /// One counter sample: a named number with tags.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Counter {
     pub name: String,
     /// Finite (JSON has no NaN or infinity).
@@ -253,8 +253,9 @@ fn counter(at: &At<'_>) -> Result<Counter, PayloadError> {
 }
 
 /// The reports of one group seen in one window: one `RecordOccurrences` command for the
-/// `error_group` aggregate whose id is [`Occurrences::fingerprint`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `error_group` aggregate whose id is [`Occurrences::fingerprint`]. Serialized (JSON, the
+/// field names below) when the Worker hands a batch to the tenant's ingestion object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Occurrences {
     /// The group's fingerprint: the aggregate id.
     pub fingerprint: String,
@@ -286,6 +287,22 @@ impl Occurrences {
         self.count = self.count.saturating_add(other.count);
         self.first_seen_ms = self.first_seen_ms.min(other.first_seen_ms);
         self.last_seen_ms = self.last_seen_ms.max(other.last_seen_ms);
+    }
+
+    /// Adds the reports of `other` — the same group, any window — to these: how the
+    /// ingestion object buffers a group across requests until it flushes one record. Counts
+    /// add up (saturating), the time range widens (`window_start_ms` is the earliest window,
+    /// so `window_start_ms ≤ first_seen_ms ≤ last_seen_ms` still holds), the representative
+    /// stays, and the newest release wins (the one a regression came back in).
+    pub fn merge(&mut self, other: &Occurrences) {
+        debug_assert_eq!(self.fingerprint, other.fingerprint);
+        self.count = self.count.saturating_add(other.count);
+        self.window_start_ms = self.window_start_ms.min(other.window_start_ms);
+        self.first_seen_ms = self.first_seen_ms.min(other.first_seen_ms);
+        self.last_seen_ms = self.last_seen_ms.max(other.last_seen_ms);
+        if other.release.is_some() {
+            self.release.clone_from(&other.release);
+        }
     }
 
     /// The `RecordOccurrences` command.
@@ -676,6 +693,42 @@ mod tests {
                 merged.message.as_str()
             ),
             (2, 61_000, 90_000, "boom 7")
+        );
+    }
+
+    #[test]
+    fn merged_windows_keep_the_counts_and_a_valid_time_range() {
+        let window = NonZeroU64::new(1_000).unwrap();
+        let first = coalesce(&[report("a", Some(10_500))], 20_000, window);
+        let mut later = report("a", Some(12_200));
+        later.release = Some("web@1.5.0".into());
+        let second = coalesce(&[later.clone(), later], 20_000, window);
+        let mut merged = first[0].clone();
+        merged.merge(&second[0]);
+        assert_eq!(merged.count, 3);
+        assert_eq!(
+            (
+                merged.window_start_ms,
+                merged.first_seen_ms,
+                merged.last_seen_ms
+            ),
+            (10_000, 10_500, 12_200)
+        );
+        assert_eq!(merged.release.as_deref(), Some("web@1.5.0"));
+        assert_eq!(merged.message, first[0].message);
+        // The merged record is one the aggregate accepts.
+        let group = ErrorGroup::default();
+        let events = group.decide(merged.command()).unwrap();
+        assert_eq!(events.len(), 1);
+        let mut reversed = second[0].clone();
+        reversed.merge(&first[0]);
+        assert_eq!(
+            (
+                reversed.count,
+                reversed.window_start_ms,
+                reversed.first_seen_ms
+            ),
+            (3, 10_000, 10_500)
         );
     }
 }

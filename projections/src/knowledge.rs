@@ -94,6 +94,7 @@ use domain::repository::{PullRequestRecorded, Repository, RepositoryEvent, Workf
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::projection::SearchText;
 use crate::projection::{
     FoldError, ListIndex, Projection, Sequence, decode_body, encode_body, recorded_at_ms, sequence,
 };
@@ -193,17 +194,16 @@ pub struct Source {
     pub aggregate_id: String,
 }
 
-/// What the projector puts in its FTS5 table for one document: `title` and `text` are two
-/// columns (the search weighs `title` more), `kind` is stored beside them for filtering.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchText {
-    /// The document's `kind`.
-    pub kind: String,
-    /// The document's `title` (≤ [`MAX_TITLE_CHARS`] characters).
-    pub title: String,
-    /// The document's `text` (≤ [`MAX_TEXT_BYTES`] bytes).
-    pub text: String,
-}
+/// Every kind of document, the values `GET /v1/knowledge/search?kinds=` accepts.
+pub const KINDS: &[&str] = &[
+    "feedback",
+    "card",
+    "error_group",
+    "push",
+    "pull_request",
+    "ci_run",
+    "release",
+];
 
 /// The searchable part of a body this projection produced: `None` when `kind`, `title` or
 /// `text` is missing or not a string (not one of ours).
@@ -219,6 +219,14 @@ pub fn search_text(body: &Value) -> Option<SearchText> {
 impl Projection for Knowledge {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn searchable(&self) -> bool {
+        true
+    }
+
+    fn search_text(&self, body: &Value) -> Option<SearchText> {
+        search_text(body)
     }
 
     fn version(&self) -> u32 {

@@ -15,6 +15,15 @@ pub struct DocChange {
     pub body: Option<Value>,
 }
 
+/// What a searchable projection's document puts in the full-text index: its kind (a
+/// filter) and two weighted columns, the title (weighs more) and the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchText {
+    pub kind: String,
+    pub title: String,
+    pub text: String,
+}
+
 /// What a list of documents is filtered and sorted by. The projector stores these in indexed
 /// columns beside the body, so a list query never parses bodies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +63,18 @@ pub trait Projection: Sync {
 
     /// The filter names a list query accepts (e.g. `["status", "severity"]`).
     fn list_filters(&self) -> &'static [&'static str];
+
+    /// Whether the projector keeps a full-text index (SQLite FTS5) of this projection's
+    /// documents, from [`Projection::search_text`]. Default: no.
+    fn searchable(&self) -> bool {
+        false
+    }
+
+    /// What of a body the full-text index holds (`None`: the document is not searchable).
+    /// Only asked when [`Projection::searchable`].
+    fn search_text(&self, _body: &Value) -> Option<SearchText> {
+        None
+    }
 
     /// `name@version`, e.g. `board_summary@1`.
     fn versioned_name(&self) -> String {

@@ -3,6 +3,8 @@
 
 mod aggregates;
 mod consumers;
+mod ingest;
+mod knowledge;
 mod projections;
 mod stream;
 mod trace;
@@ -53,6 +55,12 @@ pub async fn dispatch(
         Route::PartitionAdmin { partition, action } => {
             stream::admin(&req, env, config, &partition, action, &admitted).await
         }
+        Route::Ingest(route) => ingest::handle(req, env, config, route, &admitted).await,
+        Route::Integrations => ingest::integrations(req, env, config, None, &admitted).await,
+        Route::Integration { name, delete } => {
+            ingest::integrations(req, env, config, Some((name, delete)), &admitted).await
+        }
+        Route::KnowledgeSearch => knowledge::search(req, env, config, &admitted).await,
     }
 }
 

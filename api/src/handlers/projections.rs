@@ -145,14 +145,24 @@ fn known(name: &str) -> ApiResult<&'static dyn Projection> {
     })
 }
 
-/// Document ids follow aggregate ids (a document per board, per feedback item).
+/// The longest document id, in bytes: a knowledge document's id joins a kind and up to
+/// two aggregate ids (`card:{board}:{card}`).
+const MAX_DOC_ID_BYTES: usize = 3 * names::MAX_ID_BYTES;
+
+/// Document ids are aggregate ids (a document per board, per feedback item) or, in the
+/// knowledge base, a kind and aggregate ids joined by `:`: 1 to [`MAX_DOC_ID_BYTES`]
+/// printable ASCII characters without `/` or `%`.
 fn valid_doc_id(doc_id: &str) -> ApiResult<()> {
-    if names::valid_aggregate_id(doc_id) {
+    let valid = !doc_id.is_empty()
+        && doc_id.len() <= MAX_DOC_ID_BYTES
+        && doc_id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'%');
+    if valid {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
-            "document ids are 1 to {} printable ASCII characters without `/`, `:` or `%`",
-            names::MAX_ID_BYTES
+            "document ids are 1 to {MAX_DOC_ID_BYTES} printable ASCII characters without `/` or `%`"
         )))
     }
 }

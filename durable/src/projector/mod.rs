@@ -268,6 +268,32 @@ impl Projector {
                 after,
                 protocol,
             } => self.subscribe(expires_at()?, doc_id, after, protocol).await,
+            ProjectorOp::Search {
+                query,
+                kinds,
+                limit,
+                consistency,
+                vector_hits,
+            } => {
+                if !projection.searchable() {
+                    return Err(ApiError::not_found(format!(
+                        "{} is not searchable",
+                        projection.name()
+                    )));
+                }
+                let generation = self.consistent(consistency.as_ref()).await?;
+                let results =
+                    self.search(generation, query.as_deref(), &kinds, limit, &vector_hits)?;
+                Ok(json_response(
+                    &json!({
+                        "projection": projection.name(),
+                        "version": projection.version(),
+                        "mode": if vector_hits.is_empty() { "keyword" } else { "hybrid" },
+                        "results": results,
+                    }),
+                    200,
+                ))
+            }
             ProjectorOp::Rebuild => {
                 let generation = self.with_store(|s| {
                     s.begin_rebuild(projection.version(), now_ms())
@@ -280,6 +306,91 @@ impl Projector {
                 ))
             }
         }
+    }
+
+    /// Keyword hits (FTS5, bm25) — fused by reciprocal rank with `vector_hits` when there
+    /// are any — as result objects, best first: `rank` (from 1), `doc_id`, `kind`,
+    /// `score` (bm25 alone, or the fused score), `title` and `snippet` with matches in
+    /// `<mark>`, and the document's `body`.
+    fn search(
+        &self,
+        generation: u64,
+        query: Option<&str>,
+        kinds: &[String],
+        limit: usize,
+        vector_hits: &[String],
+    ) -> ApiResult<Vec<Value>> {
+        // Fusion wants more than `limit` candidates from each side.
+        let wanted = if vector_hits.is_empty() {
+            limit
+        } else {
+            limit * 3
+        };
+        let keyword = match query {
+            Some(query) => self.with_store(|s| {
+                s.search(generation, query, kinds, wanted)
+                    .map_err(ApiError::internal)
+            })?,
+            None => Vec::new(),
+        };
+        let hit_json = |rank: usize, hit: &store::SearchHit, score: f64| {
+            json!({
+                "rank": rank,
+                "doc_id": hit.doc_id,
+                "kind": hit.kind,
+                "score": score,
+                "title": hit.title,
+                "snippet": hit.snippet,
+                "body": hit.body,
+            })
+        };
+        if vector_hits.is_empty() {
+            return Ok(keyword
+                .iter()
+                .enumerate()
+                .map(|(i, hit)| hit_json(i + 1, hit, hit.score))
+                .collect());
+        }
+        let keyword_ids: Vec<String> = keyword.iter().map(|h| h.doc_id.clone()).collect();
+        let fused = projections::knowledge::fuse(
+            &keyword_ids,
+            vector_hits,
+            projections::knowledge::RRF_K,
+            limit,
+        );
+        let mut results = Vec::new();
+        for (doc_id, score) in fused {
+            if let Some(hit) = keyword.iter().find(|h| h.doc_id == doc_id) {
+                results.push(hit_json(results.len() + 1, hit, score));
+                continue;
+            }
+            // A vector-only hit: its document, with the title as it is and no snippet.
+            let Some(document) =
+                self.with_store(|s| s.document(generation, &doc_id).map_err(ApiError::internal))?
+            else {
+                continue; // deleted since it was embedded
+            };
+            let kind = document.body["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if !kinds.is_empty() && !kinds.contains(&kind) {
+                continue;
+            }
+            let hit = store::SearchHit {
+                doc_id,
+                kind,
+                score,
+                title: document.body["title"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                snippet: String::new(),
+                body: document.body,
+            };
+            results.push(hit_json(results.len() + 1, &hit, score));
+        }
+        Ok(results)
     }
 
     fn document_json(&self, document: &Document) -> Value {
@@ -438,10 +549,46 @@ impl Projector {
                 .0;
             if generation == serving {
                 self.broadcast(&changes);
+                if projection.searchable() {
+                    self.index_vectors(tenant, projection, &changes).await;
+                }
             }
             if page.next_after.is_none() || page.events.is_empty() {
                 return Ok(());
             }
+        }
+    }
+
+    /// Embeds the changed documents into Vectorize when it is configured (best effort:
+    /// see `crate::vectors`).
+    async fn index_vectors(
+        &self,
+        tenant: &str,
+        projection: &dyn Projection,
+        changes: &[(u64, projections::DocChange, u64)],
+    ) {
+        let Some(vectors) = crate::vectors::Vectors::from_env(&self.env) else {
+            return;
+        };
+        let mut upserts = Vec::new();
+        let mut deletes = Vec::new();
+        for (_, change, _) in changes {
+            match change.body.as_ref().and_then(|b| projection.search_text(b)) {
+                Some(text) => upserts.push(crate::vectors::ToIndex {
+                    doc_id: change.doc_id.clone(),
+                    kind: text.kind,
+                    text: format!("{}\n{}", text.title, text.text),
+                }),
+                None => deletes.push(change.doc_id.clone()),
+            }
+        }
+        for chunk in upserts.chunks(50) {
+            if let Err(e) = vectors.upsert(tenant, chunk).await {
+                worker::console_warn!("vector index: {}", e.message);
+            }
+        }
+        if let Err(e) = vectors.delete(tenant, &deletes).await {
+            worker::console_warn!("vector index: {}", e.message);
         }
     }
 

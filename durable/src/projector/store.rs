@@ -17,7 +17,8 @@ use worker::{SqlStorage, SqlStorageValue};
 
 use crate::sql::{SqlError, int, integer, migrate, scalar, text};
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE generations (
     generation INTEGER PRIMARY KEY,
     version    INTEGER NOT NULL,
@@ -54,7 +55,38 @@ CREATE TABLE mirror_cursors (
     attempts      INTEGER NOT NULL,
     last_error    TEXT
 );
-"];
+",
+    "
+CREATE VIRTUAL TABLE search USING fts5(title, text, tokenize = 'porter unicode61');
+CREATE TABLE search_rows (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    generation INTEGER NOT NULL,
+    doc_id     TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    UNIQUE (generation, doc_id)
+);
+CREATE INDEX search_rows_by_kind ON search_rows (generation, kind);
+",
+];
+
+/// FTS5's `bm25()` weights of the `search` columns: a word in a title counts 4× one in
+/// the text.
+const BM25_WEIGHTS: &str = "4.0, 1.0";
+
+/// One search hit, best first.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    pub doc_id: String,
+    pub kind: String,
+    /// −bm25 (higher is better); comparable within one answer only.
+    pub score: f64,
+    /// The title with matched terms in `<mark>…</mark>`.
+    pub title: String,
+    /// Up to ~24 tokens of the text around the matches, matches in `<mark>…</mark>`,
+    /// cuts shown as `…`.
+    pub snippet: String,
+    pub body: Value,
+}
 
 /// A generation is `building` (a rebuild catching up beside the live one) or `active`
 /// (serving). Either may be *faulted*: a fold failed and it stopped, with the event and
@@ -234,7 +266,19 @@ impl ProjectorStore {
     }
 
     fn drop_generation(&mut self, generation: u64) -> Result<(), SqlError> {
-        for table in ["documents", "watermarks", "checkpoints", "generations"] {
+        self.sql
+            .exec(
+                "DELETE FROM search WHERE rowid IN (SELECT id FROM search_rows WHERE generation = ?)",
+                vec![int(generation)],
+            )
+            .map_err(err)?;
+        for table in [
+            "search_rows",
+            "documents",
+            "watermarks",
+            "checkpoints",
+            "generations",
+        ] {
             self.sql
                 .exec(
                     &format!("DELETE FROM {table} WHERE generation = ?"),
@@ -364,6 +408,7 @@ impl ProjectorStore {
         generation: u64,
         change: &DocChange,
     ) -> Result<u64, SqlError> {
+        self.index_search(projection, generation, change)?;
         match &change.body {
             Some(body) => {
                 let index = projection.index(body);
@@ -403,6 +448,135 @@ impl ProjectorStore {
                 Ok(0)
             }
         }
+    }
+
+    /// Keeps the full-text index in step with one change (same synchronous step as the
+    /// document): the old entry goes, the new one comes if the projection makes the body
+    /// searchable ([`Projection::search_text`]).
+    fn index_search(
+        &mut self,
+        projection: &dyn Projection,
+        generation: u64,
+        change: &DocChange,
+    ) -> Result<(), SqlError> {
+        if !projection.searchable() {
+            return Ok(());
+        }
+        let text = change
+            .body
+            .as_ref()
+            .and_then(|body| projection.search_text(body));
+        if let Some(id) = self.scalar(
+            "SELECT id FROM search_rows WHERE generation = ? AND doc_id = ?",
+            vec![int(generation), change.doc_id.as_str().into()],
+        )? {
+            self.sql
+                .exec("DELETE FROM search WHERE rowid = ?", vec![id.into()])
+                .map_err(err)?;
+            self.sql
+                .exec("DELETE FROM search_rows WHERE id = ?", vec![id.into()])
+                .map_err(err)?;
+        }
+        let Some(text) = text else {
+            return Ok(());
+        };
+        self.sql
+            .exec(
+                "INSERT INTO search_rows (generation, doc_id, kind) VALUES (?, ?, ?)",
+                vec![
+                    int(generation),
+                    change.doc_id.as_str().into(),
+                    text.kind.into(),
+                ],
+            )
+            .map_err(err)?;
+        let id = self
+            .scalar(
+                "SELECT id FROM search_rows WHERE generation = ? AND doc_id = ?",
+                vec![int(generation), change.doc_id.as_str().into()],
+            )?
+            .ok_or("the search row just written is missing")?;
+        self.sql
+            .exec(
+                "INSERT INTO search (rowid, title, text) VALUES (?, ?, ?)",
+                vec![id.into(), text.title.into(), text.text.into()],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Full-text search over `generation`'s searchable documents: `query` is an FTS5 MATCH
+    /// expression (built by `projections::knowledge::fts_query`, never raw user text),
+    /// `kinds` narrows by kind (empty: all), best `limit` first by bm25.
+    pub fn search(
+        &self,
+        generation: u64,
+        query: &str,
+        kinds: &[String],
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, SqlError> {
+        let mut bindings = vec![query.into(), int(generation), int(limit as u64)];
+        let mut kind_filter = String::new();
+        if !kinds.is_empty() {
+            let mut placeholders = Vec::new();
+            for kind in kinds {
+                bindings.push(kind.as_str().into());
+                placeholders.push(format!("?{}", bindings.len()));
+            }
+            kind_filter = format!(" AND r.kind IN ({})", placeholders.join(", "));
+        }
+        let cursor = self
+            .sql
+            .exec(
+                &format!(
+                    "SELECT r.doc_id, r.kind, -bm25(search, {BM25_WEIGHTS}) AS score,
+                            highlight(search, 0, '<mark>', '</mark>'),
+                            snippet(search, 1, '<mark>', '</mark>', '…', 24),
+                            d.body
+                     FROM search JOIN search_rows r ON r.id = search.rowid
+                     JOIN documents d ON d.generation = r.generation AND d.doc_id = r.doc_id
+                     WHERE search MATCH ?1 AND r.generation = ?2{kind_filter}
+                     ORDER BY score DESC, r.doc_id LIMIT ?3"
+                ),
+                bindings,
+            )
+            .map_err(err)?;
+        let mut hits = Vec::new();
+        for row in cursor.raw() {
+            let row = row.map_err(err)?;
+            let [doc_id, kind, score, title, snippet, body] = row.as_slice() else {
+                return Err("a search row with the wrong columns".into());
+            };
+            hits.push(SearchHit {
+                doc_id: text(doc_id).unwrap_or_default(),
+                kind: text(kind).unwrap_or_default(),
+                score: match score {
+                    SqlStorageValue::Float(f) => *f,
+                    SqlStorageValue::Integer(i) => *i as f64,
+                    _ => 0.0,
+                },
+                title: text(title).unwrap_or_default(),
+                snippet: text(snippet).unwrap_or_default(),
+                body: serde_json::from_str(&text(body).unwrap_or_default()).map_err(err)?,
+            });
+        }
+        Ok(hits)
+    }
+
+    /// The stored bodies of `doc_ids` in `generation` (those that exist), in that order:
+    /// how vector-search hits get their documents.
+    pub fn documents(
+        &self,
+        generation: u64,
+        doc_ids: &[String],
+    ) -> Result<Vec<Document>, SqlError> {
+        let mut found = Vec::new();
+        for doc_id in doc_ids {
+            if let Some(document) = self.document(generation, doc_id)? {
+                found.push(document);
+            }
+        }
+        Ok(found)
     }
 
     pub fn document(&self, generation: u64, doc_id: &str) -> Result<Option<Document>, SqlError> {
