@@ -203,6 +203,7 @@ fn the_enums_are_the_ones_the_code_knows() {
         auth::Scope::Replay,
         auth::Scope::Consume,
         auth::Scope::Admin,
+        auth::Scope::Ingest,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -210,6 +211,28 @@ fn the_enums_are_the_ones_the_code_knows() {
     let forbidden = &spec["components"]["responses"]["Forbidden"]["content"]["application/json"]["schema"]
         ["properties"]["error"]["properties"]["required_scope"];
     assert_eq!(enumerated(forbidden), scopes);
+    assert_eq!(
+        enumerated(schema(&spec, "KnowledgeKind")),
+        projections::knowledge::KINDS,
+        "knowledge kinds"
+    );
+    assert_eq!(
+        enumerated(&parameter(&spec, "IntegrationName")["schema"]),
+        durable::ingestion::INTEGRATIONS,
+        "integrations"
+    );
+    // `kinds=` takes exactly the kinds (a comma-separated list of them).
+    let kinds = format!("(?:{})", projections::knowledge::KINDS.join("|"));
+    let pattern = parameter(&spec, "SearchKinds")["schema"]["pattern"]
+        .as_str()
+        .expect("a pattern");
+    assert_eq!(pattern.matches(&kinds).count(), 2, "{pattern}");
+    let integrations = schema(&spec, "Integrations")["required"].clone();
+    assert_eq!(
+        integrations,
+        serde_json::json!(durable::ingestion::INTEGRATIONS),
+        "GET /v1/integrations lists every integration"
+    );
 }
 
 /// The variants serde knows for an adjacently tagged command enum, read from its error for
@@ -341,4 +364,87 @@ fn the_bounds_are_the_ones_the_code_uses() {
     assert_eq!(property(settings, "lease_ms", "maximum"), MAX_LEASE_MS);
     assert_eq!(property(settings, "max_attempts", "maximum"), MAX_ATTEMPTS);
     assert_eq!(property(settings, "max_batch", "maximum"), MAX_BATCH);
+
+    // Ingestion. Byte bounds are stated as `maxLength` (characters): never stricter.
+    use ingest::telemetry as t;
+    assert_eq!(
+        property("TelemetryBatch", "errors", "maxItems"),
+        t::MAX_ERRORS
+    );
+    assert_eq!(
+        property("TelemetryBatch", "counters", "maxItems"),
+        t::MAX_COUNTERS
+    );
+    for (field, max) in [
+        ("type", t::MAX_TYPE_BYTES),
+        ("message", t::MAX_MESSAGE_BYTES),
+        ("stack", t::MAX_STACK_BYTES),
+        ("url", t::MAX_URL_BYTES),
+        ("release", t::MAX_RELEASE_BYTES),
+        ("user_agent", t::MAX_USER_AGENT_BYTES),
+    ] {
+        assert_eq!(
+            property("TelemetryError", field, "maxLength"),
+            max,
+            "{field}"
+        );
+    }
+    assert_eq!(
+        property("TelemetryCounter", "name", "maxLength"),
+        t::MAX_COUNTER_NAME_BYTES
+    );
+    let tags = &schema(&spec, "TelemetryCounter")["properties"]["tags"];
+    assert_eq!(tags["maxProperties"], t::MAX_TAGS);
+    assert_eq!(tags["propertyNames"]["maxLength"], t::MAX_TAG_KEY_BYTES);
+    assert_eq!(
+        tags["additionalProperties"]["maxLength"],
+        t::MAX_TAG_VALUE_BYTES
+    );
+    assert_eq!(
+        property("TelemetryAccepted", "accepted", "properties")["errors"]["maximum"],
+        t::MAX_ERRORS
+    );
+    assert_eq!(
+        property("IntegrationSecret", "secret", "maxLength"),
+        durable::ingestion::MAX_SECRET_BYTES
+    );
+    let fingerprint = format!(
+        "^[0-9a-f]{{{}}}$",
+        ingest::fingerprint::FINGERPRINT_HEX_CHARS
+    );
+    assert_eq!(
+        property("TelemetryAccepted", "groups", "items")["pattern"],
+        fingerprint.as_str()
+    );
+
+    // The knowledge base.
+    let config = durable::Config::default();
+    assert_eq!(
+        param("SearchLimit", "maximum"),
+        config.knowledge_max_results
+    );
+    assert_eq!(
+        property("KnowledgeSearch", "results", "maxItems"),
+        config.knowledge_max_results
+    );
+    use projections::knowledge::{MAX_TEXT_BYTES, MAX_TITLE_CHARS};
+    assert_eq!(
+        property("KnowledgeDocument", "title", "maxLength"),
+        MAX_TITLE_CHARS
+    );
+    assert_eq!(
+        property("KnowledgeDocument", "text", "maxLength"),
+        MAX_TEXT_BYTES
+    );
+    // Document ids: up to three aggregate ids (`card:{board}:{card}`).
+    assert_eq!(
+        param("DocId", "maxLength"),
+        3 * durable::names::MAX_ID_BYTES
+    );
+    assert!(
+        param("DocId", "pattern")
+            .as_str()
+            .unwrap()
+            .contains(&format!("{{0,{}}}", 3 * durable::names::MAX_ID_BYTES - 1))
+    );
 }
