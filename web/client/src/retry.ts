@@ -44,8 +44,9 @@ export interface ReconnectPolicy {
   /** A connection caught up this long (ms) resets the backoff. Default 10,000. */
   healthyAfterMs: number;
   /**
-   * Connections in a row that may fail before the subscription gives up (status `closed`,
-   * `onError` with the last error). Default `Infinity`: a page keeps trying.
+   * Connection attempts in a row (the first included) that may fail before the
+   * subscription gives up (status `closed`, `onError` with the last error). Default
+   * `Infinity`: a page keeps trying.
    */
   maxAttempts: number;
 }

@@ -136,7 +136,7 @@ export interface FeedSpec {
   /** A frame of kind other than `error`, decoded; `undefined` for a kind to skip. Throws on a bad shape. */
   parse(frame: Record<string, unknown>): Parsed | undefined;
   /** Hands a queued frame to the application's callbacks. */
-  deliver(parsed: Parsed, first: boolean): void | Promise<void>;
+  deliver(parsed: Parsed): void | Promise<void>;
 }
 
 /** What the engine needs from the client. */
@@ -174,7 +174,6 @@ export class Feed implements Subscription {
   private expiries = 0;
   private caughtUpAt: number | undefined;
   private closingFrame: Record<string, unknown> | undefined;
-  private snapshotDelivered = false;
   private stopped = false;
   private readonly ackEvery: number;
   private readonly ackIntervalMs: number;
@@ -312,10 +311,13 @@ export class Feed implements Subscription {
     try {
       while (this.queue.length > 0 && !this.stopped) {
         const parsed = this.queue.shift() as Parsed;
-        const first = parsed.kind === "caught_up" && !this.snapshotDelivered;
         try {
-          const result = this.spec.deliver(parsed, first);
-          if (result !== undefined && typeof (result as Promise<void>).then === "function") await result;
+          const result = this.spec.deliver(parsed);
+          if (result !== undefined && typeof (result as Promise<void>).then === "function") {
+            // Waiting on the application: acknowledge what is finished meanwhile.
+            this.scheduleAck(true);
+            await result;
+          }
         } catch (cause) {
           this.fail(
             new EdgeloopError({
@@ -330,11 +332,10 @@ export class Feed implements Subscription {
         if (this.stopped) return;
         if (parsed.kind === "item") {
           this.cursor = parsed.cursor;
-        } else {
-          this.snapshotDelivered = true;
-          if (this.status !== "live") this.emitStatus("live", { attempt: this.attempts });
+        } else if (this.status !== "live") {
+          this.emitStatus("live", { attempt: this.attempts });
         }
-        this.scheduleAck();
+        this.scheduleAck(this.queue.length === 0);
       }
     } finally {
       this.draining = false;
@@ -344,12 +345,12 @@ export class Feed implements Subscription {
   // ------------------------------------------------------------ acknowledging
 
   /**
-   * Acks what the callbacks finished with: at once when idle or `ackEvery` behind, at most
-   * one per `ackIntervalMs`.
+   * Acks what the callbacks finished with — when `idle` (nothing queued, or waiting on a
+   * callback's promise) or `ackEvery` behind — at most one per `ackIntervalMs`.
    */
-  private scheduleAck(): void {
+  private scheduleAck(idle: boolean): void {
     if (this.cursor <= this.acked || this.ackTimer !== undefined) return;
-    if (this.queue.length > 0 && this.cursor - this.acked < this.ackEvery) return;
+    if (!idle && this.cursor - this.acked < this.ackEvery) return;
     const now = Date.now();
     const at = this.lastAckAt === undefined ? now : this.lastAckAt + this.ackIntervalMs;
     if (at <= now) {
@@ -448,7 +449,7 @@ export class Feed implements Subscription {
     this.socket = undefined;
     this.attempts += 1;
     const policy = this.deps.reconnect;
-    if (this.attempts > policy.maxAttempts) {
+    if (this.attempts >= policy.maxAttempts) {
       this.fail(error.withAttempts(this.attempts, undefined));
       return;
     }
