@@ -177,6 +177,7 @@ export class Feed implements Subscription {
   private stopped = false;
   private readonly ackEvery: number;
   private readonly ackIntervalMs: number;
+  private readonly onOnline: () => void;
 
   constructor(
     private readonly spec: FeedSpec,
@@ -197,6 +198,13 @@ export class Feed implements Subscription {
     this.ackEvery = Math.max(1, options.ackEvery ?? 100);
     this.ackIntervalMs = Math.max(0, options.ackIntervalMs ?? 50);
     this.emitStatus("connecting", { attempt: 0 });
+    // In a browser, coming back online ends a backoff wait at once.
+    this.onOnline = () => {
+      if (this.reconnectTimer === undefined || this.stopped) return;
+      clearTimeout(this.reconnectTimer);
+      void this.connect();
+    };
+    onlineTarget()?.addEventListener("online", this.onOnline);
     void this.connect();
   }
 
@@ -215,7 +223,9 @@ export class Feed implements Subscription {
     try {
       token = await this.deps.token();
     } catch (cause) {
-      this.dropped(asError(cause, "could not get a token"), undefined);
+      const error = asError(cause, "could not get a token");
+      if (error.kind === "invalid_argument") this.fail(error);
+      else this.dropped(error, undefined);
       return;
     }
     if (this.stopped) return;
@@ -484,6 +494,7 @@ export class Feed implements Subscription {
 
   private stop(): void {
     this.stopped = true;
+    onlineTarget()?.removeEventListener("online", this.onOnline);
     this.queue = [];
     this.clearAckTimer();
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
@@ -507,6 +518,14 @@ export class Feed implements Subscription {
       // A status callback's failure must not break the subscription.
     }
   }
+}
+
+/** The window a browser fires `online` on; `undefined` elsewhere. */
+function onlineTarget(): Pick<EventTarget, "addEventListener" | "removeEventListener"> | undefined {
+  const g = globalThis as Partial<Pick<EventTarget, "addEventListener" | "removeEventListener">>;
+  return typeof g.addEventListener === "function" && typeof g.removeEventListener === "function"
+    ? (g as Pick<EventTarget, "addEventListener" | "removeEventListener">)
+    : undefined;
 }
 
 function closeQuietly(socket: WebSocketLike | undefined, code: number): void {

@@ -292,6 +292,31 @@ describe("aggregate subscriptions", () => {
     expect(delays).toEqual([50]);
   });
 
+  it("ends a backoff wait at once when the browser comes back online", async () => {
+    const window = new EventTarget();
+    vi.stubGlobal("addEventListener", window.addEventListener.bind(window));
+    vi.stubGlobal("removeEventListener", window.removeEventListener.bind(window));
+    try {
+      server.append("board", "b1", "BoardCreated");
+      const r = recorder();
+      const sub = client({ reconnect: { initialDelayMs: 60_000, maxDelayMs: 60_000 } }).subscribeAggregate("board", "b1", r);
+      await tick();
+      server.dropAll();
+      await tick(1_000); // the wait is 30 s
+      expect(server.opened).toHaveLength(1);
+      window.dispatchEvent(new Event("online"));
+      await tick();
+      expect(server.opened).toHaveLength(2);
+      expect(sub.status).toBe("live");
+      sub.close();
+      window.dispatchEvent(new Event("online")); // a closed subscription stays closed
+      await tick();
+      expect(server.opened).toHaveLength(2);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
   it("gives up after reconnect.maxAttempts failed connections", async () => {
     server.refuseUpgrades = true;
     const r = recorder();
