@@ -290,6 +290,23 @@ export type RepositoryEvent =
   | { type: "WorkflowRunFailed"; data: WorkflowRunRecorded }
   | { type: "ReleasePublished"; data: { delivery_id: string; tag: string; name: string; url: string } };
 
+/** A `repository`'s state: counters and the latest push, run and release. */
+export interface RepositoryState {
+  pushes: number;
+  pull_requests_opened: number;
+  pull_requests_reopened: number;
+  pull_requests_merged: number;
+  pull_requests_closed: number;
+  workflow_runs_succeeded: number;
+  workflow_runs_failed: number;
+  releases: number;
+  last_push: { ref: string; after: string; pusher: string; commit_count: number } | null;
+  last_workflow_run: Omit<WorkflowRunRecorded, "delivery_id"> | null;
+  last_release: { tag: string; name: string; url: string } | null;
+  /** The latest delivery ids, oldest first (for deduplication). */
+  recent_deliveries: string[];
+}
+
 // ---------------------------------------------------------------- the registry
 
 /**
@@ -301,7 +318,7 @@ export interface Aggregates {
   board: { command: BoardCommand; event: BoardEvent; state: BoardState };
   feedback: { command: FeedbackCommand; event: FeedbackEvent; state: FeedbackState };
   error_group: { command: ErrorGroupCommand; event: ErrorGroupEvent; state: ErrorGroupState };
-  repository: { command: RepositoryCommand; event: RepositoryEvent; state: Record<string, unknown> };
+  repository: { command: RepositoryCommand; event: RepositoryEvent; state: RepositoryState };
 }
 
 /** A registered aggregate type name. */
