@@ -500,11 +500,7 @@ class BoardView {
               { class: "card-meta" },
               card.labels.map((label) => h("span", { class: "label" }, label)),
               card.comments
-                ? h(
-                    "span",
-                    { class: "comments", title: `${card.comments} comment${card.comments === 1 ? "" : "s"}` },
-                    `💬 ${card.comments}`,
-                  )
+                ? h("span", { class: "comments" }, `${card.comments} comment${card.comments === 1 ? "" : "s"}`)
                 : null,
             )
           : null,
