@@ -114,6 +114,36 @@ describe("aggregate subscriptions", () => {
     expect(server.sockets).toHaveLength(1);
   });
 
+  it("paces acks under a flood of live events, far below the server's 200 frames/s", async () => {
+    const r = recorder();
+    client().subscribeAggregate("board", "b1", r);
+    await tick();
+    for (let ms = 0; ms < 1_000; ms++) {
+      server.append("board", "b1", "CardAdded");
+      await tick(1);
+    }
+    await tick(100);
+    expect(r.seqs).toEqual(range(1, 1_000));
+    const acks = server.sockets[0]?.acks ?? [];
+    expect(acks.at(-1)).toBe(1_000);
+    expect(acks.length).toBeLessThanOrEqual(22); // one per 50 ms, plus the first and the last
+  });
+
+  it("skips frames of kinds it does not know, and stops on a frame that is not JSON", async () => {
+    server.append("board", "b1", "BoardCreated");
+    const r = recorder();
+    const sub = client().subscribeAggregate("board", "b1", r);
+    await tick();
+    server.sockets[0]?.push('{"kind":"position_hint","x":1}');
+    server.append("board", "b1", "CardAdded");
+    await tick();
+    expect([r.seqs, sub.status]).toEqual([[1, 2], "live"]);
+    server.sockets[0]?.push("<html>");
+    await tick();
+    expect(sub.status).toBe("closed");
+    expect(r.errors[0]?.kind).toBe("decode");
+  });
+
   it("acks only what an async handler has finished", async () => {
     for (let i = 0; i < 3; i++) server.append("board", "b1", "CardAdded");
     const finished: number[] = [];
