@@ -550,7 +550,14 @@ export class Edgeloop {
 
   private async currentToken(): Promise<string> {
     const source = this.tokenSource;
-    const token = typeof source === "function" ? await source() : source;
+    let token: unknown = source;
+    if (typeof source === "function") {
+      try {
+        token = await source();
+      } catch (cause) {
+        throw invalid(`the token function failed: ${String(cause)}`, cause);
+      }
+    }
     if (typeof token !== "string" || token === "") throw invalid("the token is not a non-empty string");
     return token;
   }
@@ -559,17 +566,24 @@ export class Edgeloop {
   private refresh(): Promise<string> {
     const refreshTokenFn = this.refreshTokenFn;
     if (refreshTokenFn === undefined) return Promise.reject(invalid("no refreshToken"));
-    this.refreshing ??= (async () => {
+    if (this.refreshing !== undefined) return this.refreshing;
+    const refreshing = (async () => {
+      let token: unknown;
       try {
-        const token = await refreshTokenFn();
-        if (typeof token !== "string" || token === "") throw invalid("refreshToken returned no token");
-        this.tokenSource = token;
-        return token;
-      } finally {
-        this.refreshing = undefined;
+        token = await refreshTokenFn();
+      } catch (cause) {
+        throw cause instanceof EdgeloopError ? cause : invalid(`refreshToken failed: ${String(cause)}`, cause);
       }
+      if (typeof token !== "string" || token === "") throw invalid("refreshToken returned no token");
+      this.tokenSource = token;
+      return token;
     })();
-    return this.refreshing;
+    this.refreshing = refreshing;
+    const settled = (): void => {
+      if (this.refreshing === refreshing) this.refreshing = undefined;
+    };
+    refreshing.then(settled, settled);
+    return refreshing;
   }
 
   /** After a 4001: a refreshed token, or the token function's newest; `undefined` when only the expired string is known. */

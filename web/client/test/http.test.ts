@@ -281,6 +281,35 @@ describe("tokens", () => {
     expect(seen).toHaveLength(4);
   });
 
+  it("a refreshToken that throws at once leaves the 401 to the caller, and the next 401 refreshes again", async () => {
+    const { fetch, seen } = fakeFetch((request) =>
+      request.headers.get("authorization") === "Bearer t3" ? json(200, result(1)) : apiError(401, "unauthorized", "expired"),
+    );
+    let calls = 0;
+    const refreshToken = () => {
+      calls += 1;
+      if (calls === 1) throw new Error("the user closed the dialog");
+      return "t3";
+    };
+    const edgeloop = client(fetch, { refreshToken });
+    const e = (await edgeloop.state("board", "b1").catch((x: unknown) => x)) as EdgeloopError;
+    expect([e.status, e.code]).toEqual([401, "unauthorized"]);
+    await expect(edgeloop.command("board", "b1", { type: "CreateBoard", data: { title: "t" } })).resolves.toMatchObject({ version: 1 });
+    expect(calls).toBe(2);
+    expect(seen.map((s) => s.headers.get("authorization"))).toEqual(["Bearer t1", "Bearer t1", "Bearer t3"]);
+  });
+
+  it("types a failing token function as an EdgeloopError", async () => {
+    const { fetch, seen } = fakeFetch(() => json(200, result(1)));
+    const e = (await client(fetch, {
+      token: () => Promise.reject(new Error("signed out")),
+    })
+      .state("board", "b1")
+      .catch((x: unknown) => x)) as EdgeloopError;
+    expect(e).toBeInstanceOf(EdgeloopError);
+    expect([e.kind, (e.cause as Error).message, seen.length]).toEqual(["invalid_argument", "signed out", 0]);
+  });
+
   it("without refreshToken a 401 is thrown as it is; a token function is asked per request", async () => {
     const { fetch, seen } = fakeFetch(() => apiError(401, "unauthorized", "expired"));
     let n = 0;
