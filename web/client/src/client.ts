@@ -199,7 +199,7 @@ export class Edgeloop {
 
   /**
    * @throws {EdgeloopError} `invalid_argument` when `baseUrl` is not an `http(s)` URL
-   * without query or fragment, or there is no `fetch`.
+   * without query or fragment, the token is empty, or there is no `fetch`.
    */
   constructor(options: EdgeloopOptions) {
     let url: URL;
@@ -221,6 +221,9 @@ export class Edgeloop {
     this.reconnectPolicy = { ...DEFAULT_RECONNECT, ...options.reconnect };
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.random = options.random ?? Math.random;
+    if (options.token === "" || (typeof options.token !== "string" && typeof options.token !== "function")) {
+      throw invalid("token must be a non-empty string or a function returning one");
+    }
     this.refreshTokenFn = options.refreshToken;
     this.tokenSource = options.token;
   }

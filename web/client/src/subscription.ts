@@ -223,9 +223,8 @@ export class Feed implements Subscription {
     try {
       token = await this.deps.token();
     } catch (cause) {
-      const error = asError(cause, "could not get a token");
-      if (error.kind === "invalid_argument") this.fail(error);
-      else this.dropped(error, undefined);
+      // Tokens come back (the user signs in again, the refresh endpoint recovers): retry.
+      this.dropped(asError(cause, "could not get a token"), undefined);
       return;
     }
     if (this.stopped) return;
@@ -441,7 +440,7 @@ export class Feed implements Subscription {
       try {
         fresh = await this.deps.refresh();
       } catch (cause) {
-        this.fail(asError(cause, "refreshing the token failed"));
+        this.dropped(asError(cause, "refreshing the token failed"), CloseCode.TOKEN_EXPIRED);
         return;
       }
     }

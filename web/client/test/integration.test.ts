@@ -27,7 +27,7 @@ const scopes = ((): string[] => {
 })();
 
 describe.skipIf(url === undefined || token === undefined)("against a real Worker", () => {
-  const edgeloop = new Edgeloop({ baseUrl: url ?? "http://unset", token: token ?? "", ...(WebSocketImpl ? { WebSocket: WebSocketImpl } : {}) });
+  const edgeloop = new Edgeloop({ baseUrl: url ?? "http://unset", token: token ?? "unset", ...(WebSocketImpl ? { WebSocket: WebSocketImpl } : {}) });
   const board = `client-it-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6)}`;
 
   it("runs commands once per key, refuses by rule, time travels and reads its own write", async () => {

@@ -236,6 +236,23 @@ describe("aggregate subscriptions", () => {
     expect(server.opened.map((o) => o.token)).toEqual([first, second]);
   });
 
+  it("keeps trying while the token function fails, and resumes once it gives a token", async () => {
+    server.append("board", "b1", "BoardCreated");
+    let signedIn = false;
+    const statuses: [SubscriptionStatus, string | undefined][] = [];
+    const r = recorder();
+    const sub = client({
+      token: () => (signedIn ? "t1" : Promise.reject(new Error("signed out"))),
+    }).subscribeAggregate("board", "b1", { ...r, onStatus: (status, detail) => void statuses.push([status, detail.error?.kind]) });
+    await tick(5_000);
+    expect(server.opened).toHaveLength(0);
+    expect(statuses.at(-1)).toEqual(["reconnecting", "invalid_argument"]);
+    signedIn = true;
+    await tick(30_000);
+    expect(sub.status).toBe("live");
+    expect(r.seqs).toEqual([1]);
+  });
+
   it("stops on 1008 without reconnecting", async () => {
     const r = recorder();
     const sub = client().subscribeAggregate("board", "b1", r);
