@@ -138,9 +138,15 @@ describe("the board page", () => {
   });
 
   test("two people on one board see each other's adds and moves live; a REST move shows in both", async () => {
-    const boardId = await createBoard("live");
+    const boardId = await createBoard("live", ["Inbox", "Todo", "Doing", "Done"]);
     const alice = await openBoard(await newContext(), boardId);
     const bob = await openBoard(await newContext(), boardId, worker.token("bob", TENANT, "commands read"));
+    // On a laptop-sized screen the four columns fit beside the timeline.
+    const timeline = (await alice.locator(".timeline").boundingBox())!;
+    for (const name of ["Inbox", "Todo", "Doing", "Done"]) {
+      const box = (await alice.locator(`.column[data-column="${name}"]`).boundingBox())!;
+      expect(box.x + box.width, `${name} ends before the timeline`).toBeLessThanOrEqual(timeline.x);
+    }
 
     // Alice adds a card: both pages show it in Todo.
     await alice.getByLabel("New card title in Todo").fill("Write the release notes");

@@ -119,7 +119,7 @@ function tokenDialog(reason: string, done: (info: TokenInfo) => void): HTMLDialo
       "In local development, ",
       h("code", {}, "scripts/dev"),
       " prints a link that signs you in; ",
-      h("code", {}, "cargo run -q -p cli -- token --tenant dev --scopes \"commands read\" --ttl 1h"),
+      h("code", {}, "cargo run -q -p cli -- token --tenant demo --scopes \"commands read\" --ttl 1h"),
       " mints a new token. The token is kept only in this tab until it closes.",
     ),
     h("label", { for: "token-input" }, "Token"),
