@@ -349,7 +349,7 @@ describe("the board page", () => {
     await page.waitForFunction(() => (document.activeElement as HTMLElement | null)?.dataset.cardId === "fix-login");
   });
 
-  test("an expired token asks for a new one; the page reports its errors only while the route exists", async () => {
+  test("an expired token asks for a new one, at start and mid-session; errors are reported only while the route exists", async () => {
     const boardId = await createBoard("token-refresh");
     const context = await newContext();
     const page = await context.newPage();
@@ -363,6 +363,26 @@ describe("the board page", () => {
     await page.getByRole("textbox", { name: "Token" }).fill(token);
     await dialog.getByRole("button", { name: "Continue" }).click();
     await live(page);
+
+    // Mid-session: the token runs out, the connection drops (the runtime restarts), and
+    // before reconnecting the client asks for a fresh token (its refreshToken callback):
+    // the page's token dialog.
+    const short = worker.token("alice", TENANT, "commands read", 3);
+    await page.evaluate((t) => sessionStorage.setItem("edgeloop.token", t), short);
+    await page.reload();
+    await live(page);
+    const exp = JSON.parse(Buffer.from(short.split(".")[1], "base64url").toString()).exp as number;
+    await page.waitForFunction((e) => Date.now() / 1000 > e + 1, exp);
+    await worker.kill();
+    await page.locator('#connection[data-state="reconnecting"]').waitFor();
+    await worker.restart();
+    await dialog.locator("p", { hasText: "Your session has expired" }).waitFor();
+    await page.getByRole("textbox", { name: "Token" }).fill(token);
+    await dialog.getByRole("button", { name: "Continue" }).click();
+    await live(page);
+    await page.getByLabel("New card title in Todo").fill("Added with the fresh token");
+    await page.getByLabel("New card title in Todo").press("Enter");
+    await card(page, "Todo", "Added with the fresh token").waitFor();
 
     // Telemetry: this branch has no /v1/ingest/telemetry yet, so the first report meets
     // a 404 and the page stops reporting; it never breaks the page.
