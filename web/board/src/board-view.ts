@@ -62,11 +62,13 @@ class BoardView {
   private readonly events: BoardEnvelope[] = [];
   /** The version the slider shows; `null`: the live board. */
   private viewVersion: number | null = null;
-  /** The board as of `viewVersion`, once loaded. */
-  private past: BoardSummary | null = null;
   /** Drops answers to superseded time-travel requests. */
   private travelRequest = 0;
   private travelTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A timeline redraw is scheduled for the next frame (a catch-up delivers many events at once). */
+  private timelineFrame = 0;
+  /** Keeps "3 min ago" true. */
+  private readonly clock = setInterval(() => this.tick(), 30_000);
   private readonly connections = new Map<string, Connection>();
   private readonly watches: Watch[] = [];
 
@@ -160,6 +162,8 @@ class BoardView {
   close(): void {
     for (const watch of this.watches) watch.close();
     clearTimeout(this.travelTimer);
+    clearInterval(this.clock);
+    cancelAnimationFrame(this.timelineFrame);
   }
 
   /** The live board, if known. */
@@ -195,8 +199,23 @@ class BoardView {
   private onEvent(event: BoardEnvelope): void {
     if (!addEvent(this.events, event)) return;
     this.updateSlider();
-    this.renderTimeline();
-    this.dialog.refresh();
+    this.scheduleTimeline();
+  }
+
+  /** Redraws the timeline (and the open dialog's comments) once per frame at most. */
+  private scheduleTimeline(): void {
+    if (this.timelineFrame) return;
+    this.timelineFrame = requestAnimationFrame(() => {
+      this.timelineFrame = 0;
+      this.renderTimeline();
+      this.dialog.refresh();
+    });
+  }
+
+  /** Relative times age: redraw them. */
+  private tick(): void {
+    if (!this.readOnly) this.render(this.live);
+    this.scheduleTimeline();
   }
 
   private onConnection(which: string, connection: Connection): void {
@@ -347,7 +366,6 @@ class BoardView {
     this.updateSlider();
     const request = ++this.travelRequest;
     if (version === null) {
-      this.past = null;
       this.banner.hidden = true;
       this.root.classList.remove("read-only");
       this.render(this.live);
@@ -360,7 +378,7 @@ class BoardView {
       const at = await this.backend.boardAt(this.boardId, version);
       if (request !== this.travelRequest) return;
       const when = this.events.find((e) => e.seq === at.version)?.recorded_at ?? "";
-      this.past = summaryAt(this.boardId, at.version, at.state, this.events, when);
+      const past = summaryAt(this.boardId, at.version, at.state, this.events, when);
       this.root.classList.add("read-only");
       replaceChildren(
         this.banner,
@@ -373,7 +391,7 @@ class BoardView {
         ),
         h("button", { type: "button", onclick: () => void this.travelTo(null) }, "Back to live"),
       );
-      this.render(this.past);
+      this.render(past);
       this.renderTimeline();
     } catch (error) {
       if (request !== this.travelRequest) return;
