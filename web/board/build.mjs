@@ -14,11 +14,13 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(here, "dist");
 const watch = process.argv.includes("--watch");
 
-fs.rmSync(dist, { recursive: true, force: true });
+// Empty dist/ rather than delete it: `wrangler dev` watches the directory itself.
 fs.mkdirSync(dist, { recursive: true });
-for (const file of ["index.html", "styles.css", "_headers"]) {
-  fs.copyFileSync(path.join(here, file), path.join(dist, file));
-}
+for (const entry of fs.readdirSync(dist)) fs.rmSync(path.join(dist, entry), { recursive: true, force: true });
+/** Files served as they are (`_headers`: Workers static assets' response headers). */
+const STATIC = ["index.html", "styles.css", "_headers"];
+const copy = (file) => fs.copyFileSync(path.join(here, file), path.join(dist, file));
+STATIC.forEach(copy);
 
 /** @type {import("esbuild").BuildOptions} */
 const options = {
@@ -38,6 +40,7 @@ const options = {
 if (watch) {
   const context = await esbuild.context(options);
   await context.watch();
+  for (const file of STATIC) fs.watch(path.join(here, file), () => copy(file));
   process.stderr.write("web/board: watching src/ (Ctrl-C stops)\n");
 } else {
   const result = await esbuild.build(options);

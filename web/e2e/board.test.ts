@@ -137,6 +137,32 @@ describe("the board page", () => {
     await expect(page.locator("#who").innerText()).resolves.toContain(`alice @ ${TENANT}`);
   });
 
+  test("picks or creates a board", async () => {
+    const existing = await createBoard("picked");
+    const page = await (await newContext()).newPage();
+    await page.goto(`${worker.url}/#token=${token}`);
+    await page.getByRole("link", { name: "Board picked" }).waitFor();
+
+    // A new board: its id follows the title, and the page opens it.
+    const title = `Launch plan ${Math.random().toString(36).slice(2, 6)}`;
+    await page.getByLabel("Title").fill(title);
+    const id = await page.getByLabel(/^Id/).inputValue();
+    expect(id).toBe(title.toLowerCase().replace(/ /g, "-"));
+    await page.getByRole("button", { name: "Create board" }).click();
+    await page.waitForURL(`${worker.url}/?board=${id}`);
+    await live(page);
+    await page.locator("#board-title", { hasText: title }).waitFor();
+    await page.locator(".column").nth(3).waitFor(); // the default columns: Inbox, Todo, Doing, Done
+
+    // An id that is taken is refused in words, and nothing is overwritten.
+    await page.goto(`${worker.url}/`);
+    await page.getByLabel("Title").fill("Another title");
+    await page.getByLabel(/^Id/).fill(existing);
+    await page.getByRole("button", { name: "Create board" }).click();
+    await page.locator("#notice", { hasText: `A board with the id “${existing}” already exists` }).waitFor();
+    expect((await rest.get(`/v1/aggregates/board/${existing}`)).body.state.title).toBe("Board picked");
+  });
+
   test("two people on one board see each other's adds and moves live; a REST move shows in both", async () => {
     const boardId = await createBoard("live", ["Inbox", "Todo", "Doing", "Done"]);
     const alice = await openBoard(await newContext(), boardId);
