@@ -14,7 +14,9 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { Rest, ROOT, Worker } from "./worker.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+/** Debian's Chromium; else Google Chrome where a CI image ships it (GitHub's Ubuntu runners). */
+const CHROMIUM =
+  process.env.CHROMIUM_PATH ?? ["/usr/bin/chromium", "/usr/bin/google-chrome"].find((p) => fs.existsSync(p)) ?? "/usr/bin/chromium";
 const SHOTS = path.join(ROOT, "target/screenshots");
 const TENANT = "e2e-web";
 /** Every wait for a condition gives up after this long. */
