@@ -625,10 +625,12 @@ class CardDialog {
     this.element.addEventListener("close", () => setNoticeTarget(null));
   }
 
+  /** Whether the dialog is showing. */
   get isOpen(): boolean {
     return this.element.open;
   }
 
+  /** Shows card `cardId` (nothing when it is not on the live board); messages go to the dialog. */
   open(cardId: string): void {
     const found = this.board.findCard(cardId);
     if (!found) return;
@@ -645,6 +647,7 @@ class CardDialog {
     this.titleInput.focus();
   }
 
+  /** Closes the dialog and gives the focus back to the card. */
   close(): void {
     this.element.close();
     setNoticeTarget(null);
