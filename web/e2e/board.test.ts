@@ -186,6 +186,10 @@ describe("the board page", () => {
     await card(alice, "Todo", "Write the release notes").dragTo(alice.locator('.column[data-column="Doing"]'));
     await card(bob, "Doing", "Write the release notes").waitFor();
     await card(bob, "Todo", "Write the release notes").waitFor({ state: "detached" });
+    // …and a screen reader on Bob's page is told, politely.
+    await bob
+      .locator('#announcer[aria-live="polite"]', { hasText: "alice moved “Write the release notes” from Todo to Doing" })
+      .waitFor({ state: "attached" });
 
     // The keyboard way: focus the card, Alt+→ moves it to Done and keeps the focus on it.
     await card(alice, "Doing", "Write the release notes").focus();

@@ -89,6 +89,8 @@ class BoardView {
   private readonly sliderOut = h("output", { id: "time-travel-value", for: "time-travel" }, "–");
   private readonly liveButton = h("button", { type: "button", id: "back-to-live", disabled: true }, "Back to live");
   private readonly eventList = h("ol", { class: "events", id: "events", "aria-label": "Events, newest first" });
+  /** Says each live change for screen readers ("bob moved “Ship” from Todo to Doing"). */
+  private readonly announcer = h("p", { class: "visually-hidden", id: "announcer", "aria-live": "polite" });
   private readonly dialog: CardDialog;
 
   constructor(
@@ -124,6 +126,7 @@ class BoardView {
       h("div", { class: "board-head" }, this.title, this.meta),
       this.banner,
       help,
+      this.announcer,
       h("div", { class: "board-layout" }, this.columnsEl, timeline),
       this.dialog.element,
     );
@@ -200,6 +203,10 @@ class BoardView {
     if (!addEvent(this.events, event)) return;
     this.updateSlider();
     this.scheduleTimeline();
+    // Live changes only: a catch-up replays history, which nobody wants read aloud.
+    if (this.connections.get("events") === "live") {
+      this.announcer.textContent = describeEvent(event, cardTitles(this.events));
+    }
   }
 
   /** Redraws the timeline (and the open dialog's comments) once per frame at most. */
