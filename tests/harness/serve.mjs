@@ -19,6 +19,9 @@
 // Miniflare 5 takes its own option shape; wrangler still hands out v4-shaped worker
 // options, so they are wrapped in convertV4MiniflareOptions(). Modules are listed
 // explicitly from build/ (worker-build's output) rather than discovered by module rules.
+// Static assets come with those options exactly as wrangler.toml's [assets] says (the
+// directory, run_worker_first, html and not-found handling, _headers), so a test sees
+// the page and the API routed as a deployment routes them.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -71,6 +74,11 @@ delete workerOptions.modulesRules;
 workerOptions.modules = modules;
 workerOptions.modulesRoot = build;
 workerOptions.bindings = { ...(workerOptions.bindings ?? {}), ...vars };
+// The page is built with the Worker (scripts/build); without it the runtime would serve
+// no page at all, which a test would only notice as a confusing 404.
+if (workerOptions.assets?.directory && !fs.existsSync(path.join(workerOptions.assets.directory, "index.html"))) {
+    fail(`${workerOptions.assets.directory}/index.html is missing: run scripts/build first`);
+}
 
 // Everything Miniflare and the Worker print goes to stderr, so stdout carries only the ready line.
 class StderrLog extends Log {

@@ -526,8 +526,17 @@ async fn unknown_aggregate_types_and_routes_are_404_json() {
         .expect_err("upgrade must be refused");
     refused.expect_error(404, "not_found");
 
+    // `/` is the board page, served as a static asset ([assets] in wrangler.toml); every
+    // other path that is no file reaches the Worker, which answers its JSON 404.
+    let page = c.get("/").await;
+    assert_eq!(page.status, 200, "GET /: {}", page.text());
+    assert!(
+        page.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "GET / is the board page: {:?}",
+        page.header("content-type")
+    );
     for path in [
-        "/",
         "/nope",
         "/v1",
         "/v1/aggregates",
