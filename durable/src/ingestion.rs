@@ -306,7 +306,9 @@ impl Ingestion {
             let window = body.received_at_ms - body.received_at_ms.rem_euclid(window_ms);
             sql.exec(
                 "INSERT INTO counters (name, tags, window_start, total, samples) VALUES (?, ?, ?, ?, 1)
-                 ON CONFLICT (name, tags, window_start) DO UPDATE SET total = total + excluded.total, samples = samples + 1",
+                 ON CONFLICT (name, tags, window_start) DO UPDATE SET
+                     total = max(min(total + excluded.total, 1.7976931348623157e308), -1.7976931348623157e308),
+                     samples = samples + 1",
                 vec![
                     counter.name.as_str().into(),
                     tags.into(),

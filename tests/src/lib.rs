@@ -74,7 +74,7 @@ pub const ACTOR: &str = "e2e-tester";
 /// The tenant of the token a default client carries.
 pub const TENANT: &str = "e2e";
 /// Every scope there is: what the default token carries.
-pub const ALL_SCOPES: &str = "commands read replay consume admin";
+pub const ALL_SCOPES: &str = "commands read replay consume admin ingest";
 
 /// The name of the Worker secret tokens are verified with.
 const AUTH_SECRET: &str = "AUTH_SECRET";

@@ -171,7 +171,7 @@ bearer = "{token}"
 
 # Reads with a consistency token that never catches up answer 503 `overloaded` (documented).
 [[operations]]
-include-operation-id = ["listDocuments", "getDocument"]
+include-operation-id = ["listDocuments", "getDocument", "searchKnowledge"]
 checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
 
 # Without `Upgrade: websocket` a socket route refuses with 426 before it looks at parameters.
