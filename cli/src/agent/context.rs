@@ -513,4 +513,56 @@ mod tests {
             json!({"decision": "new_card", "matches": [], "related": []})
         );
     }
+
+    /// The end-to-end test's texts (tests/tests/agents.rs), decided here natively: the
+    /// first report names the error group, its near-duplicates link to its card — also
+    /// once the card carries the agent's comments — and distinct reports do not.
+    #[test]
+    fn the_checkout_story_decides_as_the_end_to_end_test_expects() {
+        let first = "The checkout button does nothing on mobile Safari";
+        let group = error_group(
+            1,
+            "TypeError: checkout button handler is undefined on Safari",
+            "open",
+            42,
+        );
+        let found = related(first, std::slice::from_ref(&group), Thresholds::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        let mut card = card(
+            1,
+            "fb-first",
+            &crate::agent::classify::title_from(first),
+            "open",
+        );
+        card.body.text = format!(
+            "{}\nbug, ux, severity:high\ntriage-agent: {}",
+            card.body.title,
+            related_comment(&found).unwrap()
+        );
+        for duplicate in [
+            "Checkout button not working on Safari mobile",
+            "Tapping the checkout button on mobile Safari does nothing at all",
+        ] {
+            let matches = card_matches(duplicate, std::slice::from_ref(&card), OWN);
+            assert!(
+                matches!(decide(&matches, Thresholds::default()), Decision::Link(_)),
+                "{duplicate}: {matches:?}"
+            );
+            card.body.text.push_str(&format!(
+                "\ntriage-agent: {}",
+                link_comment("dup", duplicate, matches[0].similarity)
+            ));
+        }
+        for distinct in [
+            "Dark mode colours are unreadable in the settings page",
+            "Exporting a board to CSV loses all the unicode characters",
+        ] {
+            let matches = card_matches(distinct, std::slice::from_ref(&card), OWN);
+            assert_eq!(
+                decide(&matches, Thresholds::default()),
+                Decision::NewCard,
+                "{distinct}: {matches:?}"
+            );
+        }
+    }
 }
