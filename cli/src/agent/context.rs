@@ -23,6 +23,16 @@ use super::classify::title_from;
 /// feedback aggregate's bound, `MAX_EVIDENCE_ITEMS`).
 pub const MAX_EVIDENCE_ITEMS: usize = 10;
 
+/// A document id in a triage's evidence is at most this many characters (the feedback
+/// aggregate's `MAX_EVIDENCE_ID_CHARS`); a longer one (ids may reach 768 bytes) cannot be
+/// recorded, so its document is neither a link target nor named as related.
+pub const MAX_EVIDENCE_ID_CHARS: usize = 600;
+
+/// Whether a hit's id fits a triage's evidence.
+fn recordable(hit: &SearchHit) -> bool {
+    hit.doc_id.chars().count() <= MAX_EVIDENCE_ID_CHARS
+}
+
 /// The longest search text sent (the API takes at most 500 characters).
 pub const MAX_QUERY_CHARS: usize = 400;
 
@@ -132,7 +142,7 @@ fn string_attribute(document: &KnowledgeDocument, name: &str) -> Option<String> 
 pub fn card_matches(text: &str, hits: &[SearchHit], own: (&str, &str)) -> Vec<CardMatch> {
     let mut matches: Vec<CardMatch> = hits
         .iter()
-        .filter(|hit| hit.kind == "card" && hit.body.status == "open")
+        .filter(|hit| hit.kind == "card" && hit.body.status == "open" && recordable(hit))
         .filter_map(|hit| {
             let board_id = string_attribute(&hit.body, "board_id")?;
             let card_id = string_attribute(&hit.body, "card_id")?;
@@ -192,6 +202,7 @@ pub fn decide(matches: &[CardMatch], thresholds: Thresholds) -> Decision {
 pub fn related(text: &str, hits: &[SearchHit], thresholds: Thresholds) -> Vec<Related> {
     let mut related: Vec<Related> = hits
         .iter()
+        .filter(|hit| recordable(hit))
         .filter(|hit| match hit.kind.as_str() {
             "error_group" => hit.body.status != "resolved" && !hit.body.status.is_empty(),
             "ci_run" => hit.body.status == "failed",
@@ -564,5 +575,16 @@ mod tests {
                 "{distinct}: {matches:?}"
             );
         }
+    }
+
+    #[test]
+    fn documents_whose_ids_cannot_be_recorded_are_left_out() {
+        let text = "Checkout crashes";
+        let mut long = card(1, "fb-1", "Checkout crashes", "open");
+        long.doc_id = format!("card:{}:fb-1", "b".repeat(600));
+        assert!(card_matches(text, &[long], OWN).is_empty());
+        let mut group = error_group(1, "Checkout crashes", "open", 3);
+        group.doc_id = format!("error_group:{}", "f".repeat(600));
+        assert!(related(text, &[group], Thresholds::default()).is_empty());
     }
 }

@@ -30,7 +30,8 @@
 //! **Without a knowledge base.** A failed search — a 404 from a Worker that predates it, a
 //! timeout — is logged as a warning and the feedback is triaged as before, without
 //! context; the event is not retried or parked for it. A Worker whose `TriageFeedback`
-//! does not know `evidence` (a 400 naming it) gets the triage again without it.
+//! does not know `evidence` (a 400 naming it), or that refuses it (`invalid_evidence`), gets
+//! the triage again without it: the triage matters more than its record.
 //!
 //! **Near-duplicates in quick succession.** Read models follow commands asynchronously, so
 //! a card added a moment ago may not be searchable yet. Each search carries the
@@ -129,9 +130,12 @@ fn already_done(error: &client::Error, rules: &[&str]) -> bool {
             .is_some_and(|rule| rules.contains(&rule))
 }
 
-/// A Worker whose `TriageFeedback` predates `evidence` (a 400 naming the field).
+/// A `TriageFeedback` that would pass without its evidence: a Worker that predates
+/// `evidence` (a 400 naming the field), or evidence the domain refused (`invalid_evidence`).
+/// The triage matters more than its record.
 fn evidence_unknown(error: &client::Error) -> bool {
-    error.status() == Some(400) && error.to_string().contains("evidence")
+    (error.status() == Some(400) && error.to_string().contains("evidence"))
+        || error.rejection_rule() == Some("invalid_evidence")
 }
 
 /// Searches wait little: the triage goes on without context rather than stall.
@@ -417,7 +421,7 @@ impl Triage {
                     return Ok(());
                 }
                 Err(e) if evidence_unknown(&e) && data.get("evidence").is_some() => {
-                    warn!(feedback = id, error = %e, "the Worker does not take triage evidence; triaging without it");
+                    warn!(feedback = id, error = %e, "the triage evidence was refused; triaging without it");
                     if let Some(fields) = data.as_object_mut() {
                         fields.remove("evidence");
                     }
@@ -457,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn a_worker_without_triage_evidence_is_recognised_by_its_400() {
+    fn a_triage_is_resent_without_evidence_an_older_worker_or_the_rules_refuse() {
         let old = client::Error::from_answer(
             400,
             json!({"error": {"code": "bad_request", "message":
@@ -467,8 +471,13 @@ mod tests {
         );
         assert!(evidence_unknown(&old));
         assert!(!evidence_unknown(&refused(400, "bad_request", None)));
-        let invalid = refused(422, "rejected", Some(feedback_rules::FEEDBACK_CLOSED));
-        assert!(!evidence_unknown(&invalid));
+        let closed = refused(422, "rejected", Some(feedback_rules::FEEDBACK_CLOSED));
+        assert!(!evidence_unknown(&closed));
+        assert!(evidence_unknown(&refused(
+            422,
+            "rejected",
+            Some("invalid_evidence")
+        )));
     }
 
     #[test]
