@@ -14,6 +14,12 @@
 //!   feedback takes no further command, so a late triage cannot reopen it.
 //! * Text is 1..=[`MAX_TEXT_CHARS`] characters, counted as characters, not bytes; a value of
 //!   only whitespace counts as empty (as everywhere in the reference domain).
+//! * A triage may carry its [`TriageEvidence`]: whether the feedback got a new card or was
+//!   linked to an existing one, the knowledge-base documents that decision was made on, and
+//!   the documents found related (error groups, failed CI runs), each with its similarity.
+//!   It is a record, not a claim the aggregate checks against anything (it cannot see the
+//!   knowledge base); only its size and shape are ruled ([`rules::INVALID_EVIDENCE`]).
+//!   Absent means none: triages and events from before evidence existed stay valid.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +36,13 @@ pub const MAX_SOURCE_CHARS: usize = 100;
 pub const MAX_BOARD_ID_CHARS: usize = 100;
 /// A closing reason is 1..=this many characters.
 pub const MAX_REASON_CHARS: usize = 1000;
+/// A triage's evidence lists at most this many matches, and at most this many related
+/// documents.
+pub const MAX_EVIDENCE_ITEMS: usize = 10;
+/// A document id in a triage's evidence is 1..=this many characters.
+pub const MAX_EVIDENCE_ID_CHARS: usize = 600;
+/// A document's kind or status in a triage's evidence is 1..=this many characters.
+pub const MAX_EVIDENCE_WORD_CHARS: usize = 50;
 
 /// The stable names of the feedback's rules ([`Rejection::rule`]).
 pub mod rules {
@@ -53,6 +66,11 @@ pub mod rules {
     pub const INVALID_LABELS: &str = "invalid_labels";
     /// A reason that is empty (or whitespace) or over [`super::MAX_REASON_CHARS`].
     pub const INVALID_REASON: &str = "invalid_reason";
+    /// Triage evidence out of bounds: more than [`super::MAX_EVIDENCE_ITEMS`] matches or
+    /// related documents, an id empty or over [`super::MAX_EVIDENCE_ID_CHARS`], a kind or
+    /// status empty or over [`super::MAX_EVIDENCE_WORD_CHARS`], a similarity outside
+    /// `[0, 1]`, a rank of 0, or a link to an existing card that names no match.
+    pub const INVALID_EVIDENCE: &str = "invalid_evidence";
 
     /// Every rule above.
     pub const ALL: &[&str] = &[
@@ -66,6 +84,7 @@ pub mod rules {
         INVALID_CARD_ID,
         INVALID_LABELS,
         INVALID_REASON,
+        INVALID_EVIDENCE,
     ];
 }
 
@@ -96,6 +115,147 @@ pub struct Triage {
     pub board_id: String,
     pub card_id: String,
     pub labels: Vec<String>,
+    /// Why there (absent for triages without evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<TriageEvidence>,
+}
+
+/// What a triage decided about the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriageDecision {
+    /// A card was made for this feedback.
+    NewCard,
+    /// The feedback joined a card that already existed (a near-duplicate).
+    LinkedToExistingCard,
+}
+
+/// A triage's evidence, on the wire
+/// `{"decision": "new_card"|"linked_to_existing_card", "matches": [...], "related": [...]}`
+/// (`matches` and `related` may be left out: empty). Fields inside it that this version
+/// does not know are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriageEvidence {
+    pub decision: TriageDecision,
+    /// The link candidates (cards) the decision looked at, best first.
+    #[serde(default)]
+    pub matches: Vec<EvidenceMatch>,
+    /// Documents found related to the feedback (error groups, failed CI runs).
+    #[serde(default)]
+    pub related: Vec<RelatedDocument>,
+}
+
+/// A knowledge-base document the decision compared the feedback with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceMatch {
+    /// The knowledge-base document, e.g. `card:triage:fb-123`.
+    pub doc_id: String,
+    /// Its kind, e.g. `card`.
+    pub kind: String,
+    /// How close its text is to the feedback's.
+    pub similarity: Similarity,
+    /// Its rank in the search's answer (from 1).
+    pub rank: u32,
+}
+
+/// A knowledge-base document found related to the feedback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelatedDocument {
+    /// E.g. `error_group:fp1`, `ci_run:acme~shop:42`.
+    pub doc_id: String,
+    /// E.g. `error_group`, `ci_run`.
+    pub kind: String,
+    /// Its status when the triage looked, e.g. `open`, `regressed`, `failed`.
+    pub status: String,
+    pub similarity: Similarity,
+}
+
+/// A similarity in `[0, 1]` (1: the same words), a JSON number on the wire. JSON cannot
+/// carry NaN and the rules refuse anything outside `[0, 1]`, so values compare as equals
+/// do.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Similarity(pub f64);
+
+impl Eq for Similarity {}
+
+impl TriageEvidence {
+    /// The evidence's bounds ([`rules::INVALID_EVIDENCE`]).
+    fn check(&self) -> Result<(), Rejection> {
+        let rule = rules::INVALID_EVIDENCE;
+        for (what, count) in [
+            ("matches", self.matches.len()),
+            ("related", self.related.len()),
+        ] {
+            if count > MAX_EVIDENCE_ITEMS {
+                return Err(Rejection::new(
+                    rule,
+                    format!("the evidence lists at most {MAX_EVIDENCE_ITEMS} {what} (got {count})"),
+                ));
+            }
+        }
+        let similarity = |what: &str, value: Similarity| {
+            if (0.0..=1.0).contains(&value.0) {
+                Ok(())
+            } else {
+                Err(Rejection::new(
+                    rule,
+                    format!("{what}'s similarity must be from 0 to 1 (got {})", value.0),
+                ))
+            }
+        };
+        for (index, item) in self.matches.iter().enumerate() {
+            let what = format!("match {}", index + 1);
+            validate::text(
+                rule,
+                &format!("{what}'s doc_id"),
+                &item.doc_id,
+                MAX_EVIDENCE_ID_CHARS,
+            )?;
+            validate::text(
+                rule,
+                &format!("{what}'s kind"),
+                &item.kind,
+                MAX_EVIDENCE_WORD_CHARS,
+            )?;
+            similarity(&what, item.similarity)?;
+            if item.rank == 0 {
+                return Err(Rejection::new(
+                    rule,
+                    format!("{what}'s rank counts from 1 (got 0)"),
+                ));
+            }
+        }
+        for (index, item) in self.related.iter().enumerate() {
+            let what = format!("related document {}", index + 1);
+            validate::text(
+                rule,
+                &format!("{what}'s doc_id"),
+                &item.doc_id,
+                MAX_EVIDENCE_ID_CHARS,
+            )?;
+            validate::text(
+                rule,
+                &format!("{what}'s kind"),
+                &item.kind,
+                MAX_EVIDENCE_WORD_CHARS,
+            )?;
+            validate::text(
+                rule,
+                &format!("{what}'s status"),
+                &item.status,
+                MAX_EVIDENCE_WORD_CHARS,
+            )?;
+            similarity(&what, item.similarity)?;
+        }
+        if self.decision == TriageDecision::LinkedToExistingCard && self.matches.is_empty() {
+            return Err(Rejection::new(
+                rule,
+                "a link to an existing card must name the matches it was decided on",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The feedback's state, as clients see it and as it is snapshotted.
@@ -129,10 +289,17 @@ pub enum FeedbackCommand {
         )]
         severity: Option<Severity>,
     },
+    /// `evidence` absent: none.
     TriageFeedback {
         board_id: String,
         card_id: String,
         labels: Vec<String>,
+        #[serde(
+            default,
+            deserialize_with = "fields::never_null",
+            skip_serializing_if = "Option::is_none"
+        )]
+        evidence: Option<TriageEvidence>,
     },
     CloseFeedback {
         reason: String,
@@ -148,10 +315,14 @@ pub enum FeedbackEvent {
         source: String,
         severity: Severity,
     },
+    /// `evidence` is absent (not `null`) when the triage had none, and in every event
+    /// recorded before evidence existed.
     FeedbackTriaged {
         board_id: String,
         card_id: String,
         labels: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<TriageEvidence>,
     },
     FeedbackClosed {
         reason: String,
@@ -228,6 +399,7 @@ impl Aggregate for Feedback {
                 board_id,
                 card_id,
                 labels,
+                evidence,
             } => {
                 self.open("triaged")?;
                 if let Some(triage) = &self.triage {
@@ -252,10 +424,14 @@ impl Aggregate for Feedback {
                     MAX_CARD_ID_CHARS,
                 )?;
                 validate::labels(rules::INVALID_LABELS, &labels)?;
+                if let Some(evidence) = &evidence {
+                    evidence.check()?;
+                }
                 Ok(vec![FeedbackEvent::FeedbackTriaged {
                     board_id,
                     card_id,
                     labels,
+                    evidence,
                 }])
             }
             FeedbackCommand::CloseFeedback { reason } => {
@@ -288,11 +464,13 @@ impl Aggregate for Feedback {
                 board_id,
                 card_id,
                 labels,
+                evidence,
             } => {
                 self.triage = Some(Triage {
                     board_id: board_id.clone(),
                     card_id: card_id.clone(),
                     labels: labels.clone(),
+                    evidence: evidence.clone(),
                 });
                 self.status = Status::Triaged;
             }
@@ -328,6 +506,7 @@ mod tests {
             board_id: s("triage"),
             card_id: s("fb-1"),
             labels: vec![s("perf")],
+            evidence: None,
         }
     }
 
@@ -348,6 +527,7 @@ mod tests {
             board_id: s("triage"),
             card_id: s("fb-1"),
             labels: vec![s("perf")],
+            evidence: None,
         }
     }
 
@@ -471,6 +651,7 @@ mod tests {
                 board_id: s(board_id),
                 card_id: s(card_id),
                 labels,
+                evidence: None,
             };
         given::<Feedback>([submitted()])
             .when(triage_with("", "c", vec![]))
@@ -614,6 +795,13 @@ mod tests {
                 "invalid type: null, expected a string",
             ),
             (
+                "TriageFeedback",
+                &triage,
+                "evidence",
+                json!(null),
+                "null is not allowed; leave the field out instead",
+            ),
+            (
                 "CloseFeedback",
                 &close,
                 "reason",
@@ -653,6 +841,264 @@ mod tests {
             .when_json("TriageFeedback", json!({"board_id": "b", "card_id": "c"}))
             .then_bad_command();
         assert!(message.contains("missing field `labels`"), "{message}");
+    }
+
+    fn card_match(doc_id: &str, similarity: f64, rank: u32) -> EvidenceMatch {
+        EvidenceMatch {
+            doc_id: s(doc_id),
+            kind: s("card"),
+            similarity: Similarity(similarity),
+            rank,
+        }
+    }
+
+    fn related(doc_id: &str, kind: &str, status: &str, similarity: f64) -> RelatedDocument {
+        RelatedDocument {
+            doc_id: s(doc_id),
+            kind: s(kind),
+            status: s(status),
+            similarity: Similarity(similarity),
+        }
+    }
+
+    fn linked() -> TriageEvidence {
+        TriageEvidence {
+            decision: TriageDecision::LinkedToExistingCard,
+            matches: vec![
+                card_match("card:triage:fb-0", 0.82, 2),
+                card_match("card:triage:fb-9", 0.1, 1),
+            ],
+            related: vec![related("error_group:fp1", "error_group", "open", 0.4)],
+        }
+    }
+
+    fn triage_with_evidence(evidence: TriageEvidence) -> FeedbackCommand {
+        FeedbackCommand::TriageFeedback {
+            board_id: s("triage"),
+            card_id: s("fb-0"),
+            labels: vec![s("bug")],
+            evidence: Some(evidence),
+        }
+    }
+
+    #[test]
+    fn triage_records_its_evidence_in_the_event_and_the_state() {
+        let feedback = given::<Feedback>([submitted()])
+            .when(triage_with_evidence(linked()))
+            .then_expect([FeedbackEvent::FeedbackTriaged {
+                board_id: s("triage"),
+                card_id: s("fb-0"),
+                labels: vec![s("bug")],
+                evidence: Some(linked()),
+            }]);
+        assert_eq!(feedback.status, Status::Triaged);
+        assert_eq!(feedback.triage.and_then(|t| t.evidence), Some(linked()));
+    }
+
+    #[test]
+    fn evidence_on_the_wire() {
+        let evidence = json!({
+            "decision": "linked_to_existing_card",
+            "matches": [{"doc_id": "card:triage:fb-0", "kind": "card", "similarity": 0.82, "rank": 1}],
+            "related": [{"doc_id": "ci_run:acme~shop:42", "kind": "ci_run", "status": "failed",
+                         "similarity": 0.25}]
+        });
+        given::<Feedback>([submitted()])
+            .when_json(
+                "TriageFeedback",
+                json!({"board_id": "triage", "card_id": "fb-0", "labels": ["bug"],
+                       "evidence": evidence}),
+            )
+            .then_expect([json!({
+                "type": "FeedbackTriaged",
+                "data": {"board_id": "triage", "card_id": "fb-0", "labels": ["bug"],
+                         "evidence": evidence}
+            })]);
+        // The lists may be left out; a new card needs no match.
+        given::<Feedback>([submitted()])
+            .when_json(
+                "TriageFeedback",
+                json!({"board_id": "triage", "card_id": "fb-1", "labels": [],
+                       "evidence": {"decision": "new_card"}}),
+            )
+            .then_expect([json!({
+                "type": "FeedbackTriaged",
+                "data": {"board_id": "triage", "card_id": "fb-1", "labels": [],
+                         "evidence": {"decision": "new_card", "matches": [], "related": []}}
+            })]);
+        let message = given::<Feedback>([submitted()])
+            .when_json(
+                "TriageFeedback",
+                json!({"board_id": "b", "card_id": "c", "labels": [],
+                       "evidence": {"decision": "merged"}}),
+            )
+            .then_bad_command();
+        assert!(message.contains("unknown variant `merged`"), "{message}");
+    }
+
+    #[test]
+    fn a_triage_without_evidence_records_none() {
+        given::<Feedback>([submitted()])
+            .when_json(
+                "TriageFeedback",
+                json!({"board_id": "triage", "card_id": "fb-1", "labels": ["perf"]}),
+            )
+            .then_expect([json!({
+                "type": "FeedbackTriaged",
+                "data": {"board_id": "triage", "card_id": "fb-1", "labels": ["perf"]}
+            })]);
+    }
+
+    #[test]
+    fn events_from_before_evidence_still_decode() {
+        let old = json!({"board_id": "triage", "card_id": "fb-1", "labels": ["perf"]});
+        let decoded =
+            crate::aggregate::decode_event::<Feedback>("FeedbackTriaged", 1, old).unwrap();
+        assert_eq!(decoded, triaged());
+        let feedback = given::<Feedback>([submitted(), decoded]).state().clone();
+        assert_eq!(feedback.status, Status::Triaged);
+        assert_eq!(feedback.triage.and_then(|t| t.evidence), None);
+        // And a state snapshotted before evidence existed (no `evidence` in its triage).
+        let state = json!({"submitted": true, "text": "t", "source": "web",
+                           "severity": "medium", "status": "triaged",
+                           "triage": {"board_id": "b", "card_id": "c", "labels": []},
+                           "close_reason": null});
+        let restored: Feedback = serde_json::from_value(state).unwrap();
+        assert_eq!(restored.triage.unwrap().evidence, None);
+    }
+
+    #[test]
+    fn evidence_is_bounded() {
+        let reject = |evidence: TriageEvidence| {
+            given::<Feedback>([submitted()])
+                .when(triage_with_evidence(evidence))
+                .then_reject(rules::INVALID_EVIDENCE)
+                .message
+        };
+        let accept = |evidence: TriageEvidence| {
+            given::<Feedback>([submitted()])
+                .when(triage_with_evidence(evidence.clone()))
+                .then_expect([FeedbackEvent::FeedbackTriaged {
+                    board_id: s("triage"),
+                    card_id: s("fb-0"),
+                    labels: vec![s("bug")],
+                    evidence: Some(evidence),
+                }]);
+        };
+        let new_card = || TriageEvidence {
+            decision: TriageDecision::NewCard,
+            matches: vec![],
+            related: vec![],
+        };
+
+        let mut ten = new_card();
+        ten.matches = (1..=10)
+            .map(|n| card_match(&format!("card:b:{n}"), 0.1, n))
+            .collect();
+        ten.related = (1..=10)
+            .map(|n| related(&format!("ci_run:r:{n}"), "ci_run", "failed", 0.3))
+            .collect();
+        accept(ten.clone());
+        let mut eleven = ten.clone();
+        eleven.matches.push(card_match("card:b:11", 0.1, 11));
+        assert_eq!(
+            reject(eleven),
+            "the evidence lists at most 10 matches (got 11)"
+        );
+        let mut eleven = ten;
+        eleven.related.push(related("x", "ci_run", "failed", 0.3));
+        assert_eq!(
+            reject(eleven),
+            "the evidence lists at most 10 related (got 11)"
+        );
+
+        let mut long = new_card();
+        long.matches = vec![card_match(&"界".repeat(600), 1.0, 1)];
+        accept(long.clone());
+        long.matches[0].doc_id.push('x');
+        assert_eq!(
+            reject(long),
+            "match 1's doc_id must be at most 600 characters (got 601)"
+        );
+        let mut empty = new_card();
+        empty.related = vec![
+            related("e:1", "error_group", "open", 0.3),
+            related(" ", "k", "s", 0.3),
+        ];
+        assert_eq!(
+            reject(empty),
+            "related document 2's doc_id must not be empty"
+        );
+        let mut kind = new_card();
+        kind.matches = vec![card_match("card:b:1", 0.5, 1)];
+        kind.matches[0].kind = "k".repeat(51);
+        assert_eq!(
+            reject(kind),
+            "match 1's kind must be at most 50 characters (got 51)"
+        );
+        let mut status = new_card();
+        status.related = vec![related("e:1", "error_group", "", 0.3)];
+        assert_eq!(
+            reject(status),
+            "related document 1's status must not be empty"
+        );
+
+        for bad in [1.5, -0.1] {
+            let mut out = new_card();
+            out.matches = vec![card_match("card:b:1", bad, 1)];
+            assert_eq!(
+                reject(out),
+                format!("match 1's similarity must be from 0 to 1 (got {bad})")
+            );
+            let mut out = new_card();
+            out.related = vec![related("e:1", "error_group", "open", bad)];
+            assert!(reject(out).starts_with("related document 1's similarity"));
+        }
+        let mut edges = new_card();
+        edges.matches = vec![
+            card_match("card:b:1", 0.0, 1),
+            card_match("card:b:2", 1.0, 2),
+        ];
+        accept(edges);
+        let mut rank = new_card();
+        rank.matches = vec![card_match("card:b:1", 0.5, 0)];
+        assert_eq!(reject(rank), "match 1's rank counts from 1 (got 0)");
+
+        let mut unfounded = linked();
+        unfounded.matches.clear();
+        assert_eq!(
+            reject(unfounded),
+            "a link to an existing card must name the matches it was decided on"
+        );
+    }
+
+    #[test]
+    fn evidence_is_checked_after_the_other_triage_rules() {
+        let mut bad = linked();
+        bad.matches.clear();
+        given::<Feedback>([submitted(), triaged()])
+            .when(triage_with_evidence(bad.clone()))
+            .then_reject(rules::FEEDBACK_ALREADY_TRIAGED);
+        given::<Feedback>([submitted()])
+            .when(FeedbackCommand::TriageFeedback {
+                board_id: s(""),
+                card_id: s("c"),
+                labels: vec![],
+                evidence: Some(bad),
+            })
+            .then_reject(rules::INVALID_BOARD_ID);
+    }
+
+    #[test]
+    fn a_serialized_triage_decodes_to_itself() {
+        for command in [triage(), triage_with_evidence(linked())] {
+            let wire = serde_json::to_value(&command).unwrap();
+            assert_eq!(
+                serde_json::from_value::<FeedbackCommand>(wire.clone()).ok(),
+                Some(command),
+                "{wire}"
+            );
+        }
     }
 
     #[test]

@@ -297,6 +297,7 @@ fn feedback_states() -> Vec<State<Feedback>> {
         board_id: "b1".into(),
         card_id: "c1".into(),
         labels: vec![],
+        evidence: None,
     };
     let closed = FeedbackEvent::FeedbackClosed {
         reason: "done".into(),
