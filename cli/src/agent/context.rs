@@ -14,21 +14,14 @@
 
 use client::{KnowledgeDocument, SearchHit};
 use domain::board::MAX_COMMENT_CHARS;
+use domain::feedback::{MAX_EVIDENCE_ID_CHARS, MAX_EVIDENCE_ITEMS};
 use projections::knowledge::similarity;
 use serde_json::{Value, json};
 
 use super::classify::title_from;
 
-/// At most this many matches and this many related documents in a triage's evidence (the
-/// feedback aggregate's bound, `MAX_EVIDENCE_ITEMS`).
-pub const MAX_EVIDENCE_ITEMS: usize = 10;
-
-/// A document id in a triage's evidence is at most this many characters (the feedback
-/// aggregate's `MAX_EVIDENCE_ID_CHARS`); a longer one (ids may reach 768 bytes) cannot be
-/// recorded, so its document is neither a link target nor named as related.
-pub const MAX_EVIDENCE_ID_CHARS: usize = 600;
-
-/// Whether a hit's id fits a triage's evidence.
+/// Whether a hit's id fits a triage's evidence: a longer one (ids may reach 768 bytes)
+/// cannot be recorded, so its document is neither a link target nor named as related.
 fn recordable(hit: &SearchHit) -> bool {
     hit.doc_id.chars().count() <= MAX_EVIDENCE_ID_CHARS
 }
@@ -586,5 +579,52 @@ mod tests {
         let mut group = error_group(1, "Checkout crashes", "open", 3);
         group.doc_id = format!("error_group:{}", "f".repeat(600));
         assert!(related(text, &[group], Thresholds::default()).is_empty());
+    }
+
+    /// What this module writes is what the feedback aggregate accepts and records.
+    #[test]
+    fn the_evidence_is_a_valid_triage() {
+        use domain::feedback::{Feedback, FeedbackEvent, Severity, TriageDecision};
+        use domain::testing::given;
+
+        let text = "The checkout page crashes when I click pay";
+        let cards: Vec<SearchHit> = (1..=10)
+            .map(|n| {
+                card(
+                    n,
+                    &format!("fb-{n}"),
+                    "Checkout page crashes after pay",
+                    "open",
+                )
+            })
+            .collect();
+        let matches = card_matches(text, &cards, OWN);
+        let groups: Vec<SearchHit> = (1..=12)
+            .map(|n| error_group(n, "TypeError: checkout crashes", "open", 2))
+            .collect();
+        let found = related(text, &groups, Thresholds::default());
+        let decision = decide(&matches, Thresholds::default());
+        let evidence = evidence(decision.name(), &matches, &found);
+        let submitted = FeedbackEvent::FeedbackSubmitted {
+            text: text.to_owned(),
+            source: "web".to_owned(),
+            severity: Severity::High,
+        };
+        let feedback = given::<Feedback>([submitted])
+            .when_json(
+                "TriageFeedback",
+                json!({"board_id": "triage", "card_id": "fb-1", "labels": ["bug"],
+                       "evidence": evidence}),
+            )
+            .then_expect([json!({
+                "type": "FeedbackTriaged",
+                "data": {"board_id": "triage", "card_id": "fb-1", "labels": ["bug"],
+                         "evidence": evidence}
+            })]);
+        let feedback: Feedback = serde_json::from_value(feedback.to_json()).unwrap();
+        let recorded = feedback.triage.unwrap().evidence.unwrap();
+        assert_eq!(recorded.decision, TriageDecision::LinkedToExistingCard);
+        assert_eq!(recorded.matches.len(), MAX_EVIDENCE_ITEMS);
+        assert_eq!(recorded.related.len(), MAX_EVIDENCE_ITEMS);
     }
 }
