@@ -144,6 +144,7 @@ impl Projection for FeedbackInbox {
                     board_id,
                     card_id,
                     labels,
+                    ..
                 },
             ) => {
                 document.card = Some(CardRef { board_id, card_id });
@@ -203,6 +204,7 @@ mod tests {
             board_id: s("b1"),
             card_id: s("c1"),
             labels: vec![s("perf")],
+            evidence: None,
         }
     }
 

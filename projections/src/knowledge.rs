@@ -441,6 +441,7 @@ fn fold_feedback(
                 board_id,
                 card_id,
                 labels,
+                ..
             },
         ) => {
             document.status = "triaged".to_owned();
@@ -1178,6 +1179,7 @@ mod tests {
             board_id: s("b1"),
             card_id: s("c7"),
             labels: vec![s("checkout"), s("mobile")],
+            evidence: None,
         }
     }
 

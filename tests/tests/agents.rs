@@ -267,12 +267,21 @@ struct TriageAgent {
 }
 
 impl TriageAgent {
-    fn start(worker: &Worker, name: &str, board: &str) -> TriageAgent {
+    /// An agent of `tenant` in `group`, with extra command-line arguments.
+    fn start_with(
+        worker: &Worker,
+        tenant: &str,
+        group: &str,
+        name: &str,
+        board: &str,
+        args: &[&str],
+    ) -> TriageAgent {
         let log = tempfile::NamedTempFile::new().expect("a log file");
-        let token = worker.token(name, TENANT, "consume commands read");
+        let token = worker.token(name, tenant, "consume commands read");
         let child = Command::new(edgeloop())
             .args(["agent", "triage", "--url", worker.url()])
-            .args(["--group", "triage", "--board", board, "--consumer", name])
+            .args(["--group", group, "--board", board, "--consumer", name])
+            .args(args)
             .env("EDGELOOP_TOKEN", token)
             .env("EDGELOOP_LOG", "info")
             .env_remove("AGENT_LLM_URL")
@@ -362,8 +371,12 @@ async fn two_triage_agents_one_killed_midway_triage_300_items_exactly_once() {
         )
         .await
         .unwrap();
-    let doomed = TriageAgent::start(&worker, "agent-a", board);
-    let survivor = TriageAgent::start(&worker, "agent-b", board);
+    // Every item gets its own card: the texts repeat a few templates (numbered), which the
+    // knowledge base would otherwise link as near-duplicates (tested on its own below).
+    let no_linking = ["--link-threshold", "2"];
+    let doomed = TriageAgent::start_with(&worker, TENANT, "triage", "agent-a", board, &no_linking);
+    let survivor =
+        TriageAgent::start_with(&worker, TENANT, "triage", "agent-b", board, &no_linking);
 
     // 300 items from 6 writers; every third one in a flow of its own (a correlation id).
     let ids: Vec<String> = (0..ITEMS).map(|i| unique_id(&format!("fb{i}"))).collect();
@@ -545,4 +558,132 @@ async fn two_triage_agents_one_killed_midway_triage_300_items_exactly_once() {
          holding {orphaned} events, which agent B handled again",
         started.elapsed()
     );
+}
+
+/// Waits until feedback `id` is triaged; answers its `FeedbackTriaged` event.
+async fn triaged(c: &Client, id: &str) -> Value {
+    until(
+        &format!("{id} triaged"),
+        Duration::from_secs(60),
+        || async {
+            c.all_events("feedback", id)
+                .await
+                .into_iter()
+                .find(|e| e["type"] == "FeedbackTriaged")
+        },
+    )
+    .await
+}
+
+/// Waits until the knowledge base can find `card` of `board` by `words`.
+async fn searchable(c: &Client, board: &str, card: &str, words: &str) {
+    let doc_id = format!("card:{board}:{card}");
+    until(
+        &format!("{doc_id} searchable"),
+        Duration::from_secs(30),
+        || async {
+            let answer = c
+                .get(&format!(
+                    "/v1/knowledge/search?q={words}&kinds=card&match=any&limit=50"
+                ))
+                .await
+                .expect(200);
+            answer["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["doc_id"] == doc_id)
+                .then_some(())
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn triage_with_the_knowledge_base_links_near_duplicates_and_names_related_failures() {
+    edgeloop();
+    let worker = tests::shared();
+    let tenant = unique_id("triage-kb");
+    let c =
+        Client::new(worker.url()).with_token(Some(worker.token("e2e", &tenant, "commands read")));
+    let board = unique_id("kb-board");
+    // A failure the team already sees: an open error group about the checkout button.
+    let fingerprint = unique_id("fp");
+    c.ok(
+        "error_group",
+        &fingerprint,
+        cmd(
+            "RecordOccurrences",
+            json!({"error_type": "TypeError", "message": "checkout button handler is undefined on Safari",
+                   "count": 42, "first_seen_ms": 1_000, "last_seen_ms": 2_000, "window_start_ms": 0}),
+        ),
+    )
+    .await;
+    let agent = TriageAgent::start_with(worker, &tenant, "triage-kb", "kb-agent", &board, &[]);
+
+    // The first report of a problem: a new card, naming the related error group.
+    let first = unique_id("fb-checkout-1");
+    submit(&c, std::slice::from_ref(&first), |_| {
+        "The checkout button does nothing on mobile Safari".into()
+    })
+    .await;
+    let event = triaged(&c, &first).await;
+    let card = event["data"]["card_id"].as_str().unwrap().to_owned();
+    assert_eq!(event["data"]["evidence"]["decision"], "new_card", "{event}");
+    let related = event["data"]["evidence"]["related"].as_array().unwrap();
+    assert!(
+        related
+            .iter()
+            .any(|r| r["doc_id"] == format!("error_group:{fingerprint}")),
+        "{event}"
+    );
+    let state = c.state("board", &board, "").await.expect(200);
+    assert_eq!(state["state"]["cards"][&card]["comments"], 1, "{state}");
+    let log = c.all_events("board", &board).await;
+    assert!(
+        log.iter().any(|e| e["type"] == "CardCommented"
+            && e["data"]["text"].as_str().unwrap().contains("TypeError")),
+        "the card names the error group: {log:?}"
+    );
+    searchable(&c, &board, &card, "checkout%20safari").await;
+
+    // Near-duplicates end on the same card, with the evidence in their events.
+    let duplicates = [
+        "Checkout button not working on Safari mobile",
+        "Tapping the checkout button on mobile Safari does nothing at all",
+    ];
+    for (n, text) in duplicates.iter().enumerate() {
+        let id = unique_id(&format!("fb-checkout-dup{n}"));
+        submit(&c, std::slice::from_ref(&id), |_| (*text).into()).await;
+        let event = triaged(&c, &id).await;
+        assert_eq!(event["data"]["card_id"], card, "{text}: {event}");
+        let evidence = &event["data"]["evidence"];
+        assert_eq!(evidence["decision"], "linked_to_existing_card", "{event}");
+        let best = &evidence["matches"][0];
+        assert_eq!(best["doc_id"], format!("card:{board}:{card}"), "{event}");
+        assert!(best["similarity"].as_f64().unwrap() >= 0.5, "{event}");
+    }
+
+    // Distinct problems get cards of their own.
+    let mut distinct_cards = BTreeSet::new();
+    for (n, text) in [
+        "Dark mode colours are unreadable in the settings page",
+        "Exporting a board to CSV loses all the unicode characters",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = unique_id(&format!("fb-other{n}"));
+        submit(&c, std::slice::from_ref(&id), |_| (*text).into()).await;
+        let event = triaged(&c, &id).await;
+        assert_eq!(event["data"]["evidence"]["decision"], "new_card", "{event}");
+        distinct_cards.insert(event["data"]["card_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(distinct_cards.len(), 2);
+    assert!(!distinct_cards.contains(&card));
+    let cards = cards(&c, &board).await;
+    assert_eq!(cards.len(), 3, "{cards:?}");
+    // The linked card carries a comment per duplicate (plus the error group's).
+    assert_eq!(cards[&card]["comments"], 3, "{cards:?}");
+    agent.stop(Duration::from_secs(20));
 }

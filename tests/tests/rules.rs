@@ -546,6 +546,17 @@ async fn every_feedback_rule_rejects_with_422_and_writes_nothing() {
         "invalid_reason",
     )
     .await;
+    // Evidence that says "linked" must name what it linked to.
+    let mut unfounded = triage.clone();
+    unfounded["evidence"] = json!({"decision": "linked_to_existing_card"});
+    seen.reject(
+        &c,
+        "feedback",
+        &open,
+        cmd("TriageFeedback", unfounded),
+        "invalid_evidence",
+    )
+    .await;
     c.ok("feedback", &open, cmd("TriageFeedback", triage.clone()))
         .await;
     seen.reject(
