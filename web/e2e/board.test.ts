@@ -21,6 +21,8 @@ const SHOTS = path.join(ROOT, "target/screenshots");
 const TENANT = "e2e-web";
 /** Every wait for a condition gives up after this long. */
 const WAIT_MS = 15_000;
+/** The Worker's telemetry window: reports become error_group events within it. */
+const TELEMETRY_WINDOW_MS = 1_000;
 
 let worker: Worker;
 let browser: Browser;
@@ -30,7 +32,8 @@ const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
   fs.mkdirSync(SHOTS, { recursive: true });
-  worker = await Worker.start();
+  // A short telemetry window, so a reported error's group is recorded within a wait.
+  worker = await Worker.start({ vars: { TELEMETRY_WINDOW_MS: String(TELEMETRY_WINDOW_MS) } });
   token = worker.token("alice", TENANT, "commands read");
   rest = new Rest(worker.url, worker.token("rest-service", TENANT, "commands read"));
   browser = await chromium.launch({
@@ -99,6 +102,25 @@ async function createBoard(name: string, columns = ["Todo", "Doing", "Done"]): P
   const id = `${name}-${Math.random().toString(36).slice(2, 8)}`;
   await rest.command("board", id, { type: "CreateBoard", data: { title: `Board ${name}`, columns } }, "none");
   return id;
+}
+
+/** Polls `probe` every 200 ms until it answers something other than `undefined`, for at most {@link WAIT_MS}. */
+async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`gave up waiting ${WAIT_MS} ms for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Whether a request or response is for the telemetry route. */
+const isTelemetry = (r: { url(): string }) => new URL(r.url()).pathname === "/v1/ingest/telemetry";
+
+/** Throws an uncaught error in the page (as a bug in an event handler would). */
+async function throwInPage(page: Page, message: string): Promise<void> {
+  await page.evaluate((m) => setTimeout(() => { throw new Error(m); }), message);
 }
 
 async function shot(page: Page, name: string): Promise<void> {
@@ -381,7 +403,7 @@ describe("the board page", () => {
     await page.waitForFunction(() => (document.activeElement as HTMLElement | null)?.dataset.cardId === "fix-login");
   });
 
-  test("an expired token asks for a new one, at start and mid-session; errors are reported only while the route exists", async () => {
+  test("an expired token asks for a new one, at start and mid-session", async () => {
     const boardId = await createBoard("token-refresh");
     const context = await newContext();
     const page = await context.newPage();
@@ -415,26 +437,92 @@ describe("the board page", () => {
     await page.getByLabel("New card title in Todo").fill("Added with the fresh token");
     await page.getByLabel("New card title in Todo").press("Enter");
     await card(page, "Todo", "Added with the fresh token").waitFor();
+  });
 
-    // Telemetry: this branch has no /v1/ingest/telemetry yet, so the first report meets
-    // a 404 and the page stops reporting; it never breaks the page.
-    const reports: string[] = [];
+  test("the page's errors are reported with its token in a header and become an error group", async () => {
+    const boardId = await createBoard("telemetry");
+    const reports = async () => {
+      const { status, body } = await rest.get("/v1/ingest/telemetry");
+      expect(status, JSON.stringify(body)).toBe(200);
+      return (body.totals?.reports as number | undefined) ?? 0;
+    };
+    const before = await reports();
+    // The dev page's token: it may also report telemetry (`ingest`).
+    const reporter = worker.token("alice", TENANT, "commands read ingest");
+    const page = await openBoard(await newContext(), boardId, reporter);
+    const urls: string[] = [];
     page.on("request", (r) => {
-      if (new URL(r.url()).pathname === "/v1/ingest/telemetry") reports.push(r.url());
+      if (isTelemetry(r)) urls.push(r.url());
     });
-    const first = page.waitForResponse((r) => new URL(r.url()).pathname === "/v1/ingest/telemetry");
-    await page.evaluate(() => setTimeout(() => { throw new Error("boom 1"); }));
-    const status = (await first).status();
-    await page.evaluate(() => setTimeout(() => { throw new Error("boom 2"); }));
-    // A request the page sends after the second error's handler ran: the browser reports
-    // requests in the order they start, so once it is seen, a report would have been too.
-    const marker = page.waitForRequest((r) => new URL(r.url()).pathname === "/healthz");
-    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve)).then(() => fetch("/healthz")));
-    await marker;
-    // Absent route (404) or a token without the `ingest` scope (403): one report, then none.
-    if (status === 404 || status === 403) expect(reports.length).toBe(1);
-    else expect(reports.length).toBe(2);
-    expect(reports.every((u) => !u.includes(token))).toBe(true); // the token travels in a header
-    await live(page);
+
+    const answers = [];
+    for (const message of ["boom 1", "boom 2"]) {
+      const answer = page.waitForResponse(isTelemetry);
+      await throwInPage(page, message);
+      const response = await answer;
+      const body = await response.json();
+      expect(response.status(), JSON.stringify(body)).toBe(202);
+      expect(body.accepted).toEqual({ errors: 1, counters: 0 });
+      expect((await response.request().allHeaders())["authorization"]).toBe(`Bearer ${reporter}`);
+      answers.push(body as { groups: string[]; flush_within_ms: number });
+    }
+    expect(urls.length).toBe(2);
+    expect(urls.every((u) => !u.includes(reporter))).toBe(true); // the token travels in a header
+    expect(await reports()).toBe(before + 2);
+
+    // After the flush window each group is an error_group aggregate; its counts add up to
+    // the two reports (one group: the messages differ only in a number).
+    expect(answers[0]!.flush_within_ms).toBeLessThanOrEqual(TELEMETRY_WINDOW_MS);
+    const fingerprints = [...new Set(answers.flatMap((a) => a.groups))];
+    expect(fingerprints.length).toBeGreaterThan(0);
+    const groups = await until("the error groups to count both reports", async () => {
+      const states = await Promise.all(fingerprints.map((f) => rest.get(`/v1/aggregates/error_group/${encodeURIComponent(f)}`)));
+      if (states.some((s) => s.status !== 200)) return undefined;
+      const total = states.reduce((sum, s) => sum + (s.body.state.total_count as number), 0);
+      return total === 2 ? states.map((s) => s.body.state) : undefined;
+    });
+    for (const group of groups) {
+      expect(group).toMatchObject({ status: "open", error_type: "Error" });
+      expect(group.last_release).toMatch(/^edgeloop-board@/);
+    }
+    expect(groups.map((g) => g.message).join(" ")).toMatch(/boom/);
+    await live(page); // reporting never disturbed the page
+  });
+
+  test("a report the server refuses (403 without `ingest`; 401, 404) is the page's last, quietly", async () => {
+    const boardId = await createBoard("telemetry-refused");
+    const reporter = worker.token("alice", TENANT, "commands read ingest");
+    // 403: the real answer to a token without `ingest`. 401 and 404 (a refused token; a
+    // deployment without the route) are answered in the browser, by playwright.
+    const cases: Array<{ status: number; as: string; answer?: number }> = [
+      { status: 403, as: token },
+      { status: 401, as: reporter, answer: 401 },
+      { status: 404, as: reporter, answer: 404 },
+    ];
+    for (const { status, as, answer } of cases) {
+      const context = await newContext();
+      if (answer !== undefined) {
+        await context.route("**/v1/ingest/telemetry", (route) =>
+          route.fulfill({ status: answer, json: { error: { code: answer === 404 ? "not_found" : "unauthorized", message: "refused" } } }),
+        );
+      }
+      const page = await openBoard(context, boardId, as);
+      const urls: string[] = [];
+      page.on("request", (r) => {
+        if (isTelemetry(r)) urls.push(r.url());
+      });
+      const first = page.waitForResponse(isTelemetry);
+      await throwInPage(page, "boom 1");
+      expect((await first).status()).toBe(status);
+      await throwInPage(page, "boom 2");
+      // A request the page sends after the second error's handler ran: the browser reports
+      // requests in the order they start, so once it is seen, a report would have been too.
+      const marker = page.waitForRequest((r) => new URL(r.url()).pathname === "/healthz");
+      await page.evaluate(() => new Promise((resolve) => setTimeout(resolve)).then(() => fetch("/healthz")));
+      await marker;
+      expect(urls.length, `after a ${status}`).toBe(1);
+      await live(page);
+      await context.close();
+    }
   });
 });

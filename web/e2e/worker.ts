@@ -27,6 +27,12 @@ const SERVE = path.join(ROOT, "tests/harness/serve.mjs");
 /** How long a runtime may take to answer (a loaded 2-core CI machine is slow). */
 const READY_TIMEOUT_MS = 90_000;
 
+/** How to start a {@link Worker}. */
+export interface WorkerOptions {
+  /** Vars overriding wrangler.toml's (`--var NAME=VALUE`), e.g. a short `TELEMETRY_WINDOW_MS`. */
+  vars?: Record<string, string>;
+}
+
 /** A running Worker with persistent storage. */
 export class Worker {
   private child: ChildProcess | null = null;
@@ -38,15 +44,26 @@ export class Worker {
     private readonly port: number,
     private readonly home: string,
     private readonly secret: string,
+    private readonly vars: Record<string, string>,
   ) {}
 
   /** Starts a Worker on a free port with a fresh storage directory. */
-  static async start(): Promise<Worker> {
+  static async start(options: WorkerOptions = {}): Promise<Worker> {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "edgeloop-browser-"));
     const port = await freePort();
-    const worker = new Worker(`http://127.0.0.1:${port}`, port, home, randomBytes(32).toString("hex"));
-    await worker.spawn();
+    const worker = new Worker(`http://127.0.0.1:${port}`, port, home, randomBytes(32).toString("hex"), options.vars ?? {});
+    try {
+      await worker.spawn();
+    } catch (error) {
+      await worker.stop(); // no runtime or storage left behind by a start that failed
+      throw error;
+    }
     return worker;
+  }
+
+  /** The process id of the runtime's `serve.mjs` (its process group: node and workerd). */
+  get pid(): number | undefined {
+    return this.child?.pid;
   }
 
   /** Mints an HS256 token the Worker accepts: `sub`, `tenant`, scopes, valid for `ttlSeconds`. */
@@ -102,7 +119,11 @@ export class Worker {
     fs.mkdirSync(tmp, { recursive: true });
     const child = spawn(
       NODE,
-      [SERVE, "--port", String(this.port), "--persist", path.join(this.home, "storage"), "--var", `AUTH_SECRET=${this.secret}`],
+      [
+        SERVE,
+        ...["--port", String(this.port), "--persist", path.join(this.home, "storage"), "--var", `AUTH_SECRET=${this.secret}`],
+        ...Object.entries(this.vars).flatMap(([name, value]) => ["--var", `${name}=${value}`]),
+      ],
       {
         cwd: ROOT,
         // Its own process group, so one kill reaches node and workerd.

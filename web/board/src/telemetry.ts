@@ -4,9 +4,11 @@
  * token in the `Authorization` header — never in a URL, so no beacon (a beacon can only
  * carry a token in its query string).
  *
- * The route is optional: a deployment without it answers 404, and a token without the
- * `ingest` scope gets 403; either way the page stops reporting for the rest of its life
- * instead of sending every error into a refusal. Reports are capped per page load.
+ * The page's token needs the `ingest` scope for this (the dev page's token has it,
+ * `commands read ingest`); a token without it gets 403, a refused token 401, and a
+ * deployment without the route answers 404; in each case the page stops reporting for the
+ * rest of its life instead of sending every error into a refusal. Reports are capped per
+ * page load. Checked in the browser tests (web/e2e/board.test.ts).
  *
  * @module
  */

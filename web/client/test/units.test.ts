@@ -85,4 +85,45 @@ describe("telemetry", () => {
     });
     await expect(broken.reportError("plain string")).resolves.toBe(false);
   });
+
+  it("makes a batch acceptable to the route: fields cut to its byte limits, blanks left out, at most 100 items a request", async () => {
+    const bodies: string[] = [];
+    const inits: RequestInit[] = [];
+    const fetch = vi.fn(async (_url: string, init: RequestInit) => {
+      inits.push(init);
+      bodies.push(init.body as string);
+      return new Response("{}", { status: 202 });
+    });
+    const telemetry = new Telemetry({ baseUrl: "https://edge.test", ingestToken: "pub", sendBeacon: null, fetch: fetch as never });
+    const bytes = (text: string) => new TextEncoder().encode(text).length;
+    await expect(
+      telemetry.reportError(new Error("é".repeat(1_500)), { url: `https://x.test/${"u".repeat(3_000)}`, release: " ", user_agent: "", timestamp_ms: 1.5 }),
+    ).resolves.toBe(true);
+    const report = JSON.parse(bodies[0]!).errors[0];
+    expect(bytes(report.message)).toBe(2_048); // 1,024 two-byte characters: never half of one
+    expect(report.message).toBe("é".repeat(1_024));
+    expect(bytes(report.url)).toBe(2_048);
+    expect(report.release).toBeUndefined();
+    expect(report.user_agent).toBeUndefined();
+    expect(report.timestamp_ms).toBe(1);
+    // A lone surrogate (which the route's JSON parser refuses) becomes U+FFFD.
+    await telemetry.reportError("half \ud83d of an emoji");
+    expect(JSON.parse(bodies[1]!).errors[0].message).toBe("half \ufffd of an emoji");
+
+    bodies.length = 0;
+    const samples = Array.from({ length: 250 }, (_, i) => ({ name: "n", value: i }));
+    await expect(telemetry.count(...samples, { name: "bad", value: Number.NaN }, { name: " ", value: 1 })).resolves.toBe(true);
+    expect(bodies.map((b) => JSON.parse(b).counters.length)).toEqual([100, 100, 50]);
+    expect(bodies.flatMap((b) => JSON.parse(b).counters.map((c: { value: number }) => c.value))).toEqual(samples.map((s) => s.value));
+
+    // Big reports: requests of about 60 KiB, so a keepalive fetch (64 KiB at most) carries them.
+    bodies.length = 0;
+    inits.length = 0;
+    const big = Array.from({ length: 10 }, (_, i) => ({ type: "Error", message: `m${i}`, stack: "s".repeat(16 * 1024) }));
+    await expect(telemetry.send({ errors: big })).resolves.toBe(true);
+    expect(bodies.map((b) => JSON.parse(b).errors.length)).toEqual([3, 3, 3, 1]); // three 16 KiB stacks fit in 60 KiB
+    expect(bodies.flatMap((b) => JSON.parse(b).errors.map((e: { message: string }) => e.message))).toEqual(big.map((e) => e.message));
+    expect(bodies.every((b) => bytes(b) <= 64 * 1024)).toBe(true);
+    expect(inits.every((init) => init.keepalive === true)).toBe(true);
+  });
 });
