@@ -70,6 +70,24 @@ pub fn u64_param(query: &Query, name: &str) -> ApiResult<Option<u64>> {
         .transpose()
 }
 
+/// A `limit` parameter of 1 to `max` (`default` when absent); `max_name` names where the
+/// ceiling comes from in the error (e.g. a var), if anywhere.
+pub fn limit_param(
+    query: &Query,
+    default: usize,
+    max: usize,
+    max_name: Option<&str>,
+) -> ApiResult<usize> {
+    match u64_param(query, "limit")? {
+        None => Ok(default.min(max)),
+        Some(n) if n >= 1 && n <= max as u64 => Ok(n as usize),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "`limit` must be 1 to {max}{}, got {n}",
+            max_name.map(|m| format!(" ({m})")).unwrap_or_default()
+        ))),
+    }
+}
+
 /// Largest integer JavaScript (and so SQLite through the runtime) represents exactly.
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 

@@ -10,7 +10,7 @@ use std::num::NonZeroU64;
 use durable::call::{Call, Caller};
 use durable::ingestion::{INGESTION, IngestOp, MAX_SECRET_BYTES, TelemetryBody};
 use durable::names::ObjectName;
-use durable::params::{self, check_params, query_pairs, u64_param};
+use durable::params::{self, check_params, query_pairs};
 use durable::{ApiError, ApiResult, Config};
 use serde_json::Value;
 use worker::{Env, Request, Response, Stub};
@@ -87,15 +87,8 @@ pub async fn handle(
         IngestRoute::TelemetryStatus => {
             check_params(&query, &["name", "limit"])?;
             let (tenant, caller) = caller(admitted)?;
-            let limit = match u64_param(&query, "limit")? {
-                None => DEFAULT_COUNTER_LIMIT,
-                Some(n) if (1..=MAX_COUNTER_LIMIT as u64).contains(&n) => n as usize,
-                Some(n) => {
-                    return Err(ApiError::bad_request(format!(
-                        "`limit` must be 1 to {MAX_COUNTER_LIMIT}, got {n}"
-                    )));
-                }
-            };
+            let limit =
+                params::limit_param(&query, DEFAULT_COUNTER_LIMIT, MAX_COUNTER_LIMIT, None)?;
             let op = IngestOp::TelemetryStatus {
                 name: params::param(&query, "name").map(str::to_owned),
                 limit,

@@ -5,7 +5,7 @@
 
 use durable::call::{Call, Caller, ConsistencyToken, ProjectorOp};
 use durable::names::ObjectName;
-use durable::params::{self, check_params, query_pairs, u64_param};
+use durable::params::{self, check_params, query_pairs};
 use durable::projector::PROJECTORS;
 use durable::{ApiError, ApiResult, Config};
 use projections::knowledge;
@@ -61,16 +61,12 @@ pub async fn search(
             })
             .collect::<ApiResult<_>>()?,
     };
-    let limit = match u64_param(&query, "limit")? {
-        None => DEFAULT_LIMIT.min(config.knowledge_max_results),
-        Some(n) if n >= 1 && n <= config.knowledge_max_results as u64 => n as usize,
-        Some(n) => {
-            return Err(ApiError::bad_request(format!(
-                "`limit` must be 1 to {} (KNOWLEDGE_MAX_RESULTS), got {n}",
-                config.knowledge_max_results
-            )));
-        }
-    };
+    let limit = params::limit_param(
+        &query,
+        DEFAULT_LIMIT,
+        config.knowledge_max_results,
+        Some("KNOWLEDGE_MAX_RESULTS"),
+    )?;
     let consistency = params::param(&query, "consistency")
         .map(|t| {
             ConsistencyToken::parse(t).ok_or_else(|| {

@@ -60,15 +60,7 @@ pub async fn handle(
                 .filter(|(k, _)| projection.list_filters().contains(&k.as_str()))
                 .cloned()
                 .collect();
-            let limit = match u64_param(&query, "limit")? {
-                None => DEFAULT_LIMIT,
-                Some(n) if (1..=MAX_LIMIT as u64).contains(&n) => n as usize,
-                Some(n) => {
-                    return Err(ApiError::bad_request(format!(
-                        "`limit` must be 1 to {MAX_LIMIT}, got {n}"
-                    )));
-                }
-            };
+            let limit = params::limit_param(&query, DEFAULT_LIMIT, MAX_LIMIT, None)?;
             let op = ProjectorOp::List {
                 filters,
                 limit,
