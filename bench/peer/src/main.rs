@@ -125,20 +125,22 @@ async fn create(cqrs: &PostgresCqrs<Board>, id: &str) {
     .expect("CreateBoard");
 }
 
-/// Sequential AddCard commands on one fresh aggregate: rate, latency, rate per window.
+/// Sequential `CommentOnCard` commands on one fresh board with card `c0` (what
+/// edgeloop-bench sends): rate, latency, rate per window as the log grows.
 async fn sequential(cqrs: &PostgresCqrs<Board>, id: &str, n: usize, window: usize) -> Value {
     create(cqrs, id).await;
+    cqrs.execute(id, add_card(0)).await.expect("AddCard");
     let mut samples = Vec::with_capacity(n);
     let mut windows = Vec::new();
     let started = Instant::now();
     let mut window_started = Instant::now();
     for i in 0..n {
         let t = Instant::now();
-        cqrs.execute(id, add_card(i)).await.expect("AddCard");
+        cqrs.execute(id, comment()).await.expect("CommentOnCard");
         samples.push(t.elapsed());
         if (i + 1) % window == 0 {
             windows.push(json!({
-                "events": i + 2,
+                "events": i + 3,
                 "per_second": window as f64 / window_started.elapsed().as_secs_f64(),
             }));
             window_started = Instant::now();
@@ -154,7 +156,11 @@ async fn sequential(cqrs: &PostgresCqrs<Board>, id: &str, n: usize, window: usiz
 
 /// Runs `command` until it succeeds, retrying on optimistic-concurrency conflicts;
 /// returns the conflicts it met.
-async fn with_retries(cqrs: &PostgresCqrs<Board>, id: &str, command: fn() -> BoardCommand) -> usize {
+async fn with_retries(
+    cqrs: &PostgresCqrs<Board>,
+    id: &str,
+    command: fn() -> BoardCommand,
+) -> usize {
     let mut conflicts = 0;
     loop {
         match cqrs.execute(id, command()).await {
@@ -272,7 +278,12 @@ async fn peer(args: &Args) -> Value {
     )
     .await;
     eprintln!("peer: {} clients over 100 aggregates", args.clients);
-    let spread = spread(snapshots.clone(), args.clients, pick(args.spread, 3200, 320)).await;
+    let spread = spread(
+        snapshots.clone(),
+        args.clients,
+        pick(args.spread, 3200, 320),
+    )
+    .await;
     pool.close().await;
     let version = postgres.version.clone();
     drop(postgres);

@@ -12,6 +12,17 @@ use std::sync::Mutex;
 /// The data directory of the running server, for the signal handler.
 static RUNNING: Mutex<Option<(PathBuf, Option<String>)>> = Mutex::new(None);
 
+/// Other temporary directories to remove when interrupted (destructors do not run then).
+static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes `dir` too if the process is interrupted (its owner removes it otherwise).
+pub fn remove_on_signal(dir: &Path) {
+    SCRATCH
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir.to_owned());
+}
+
 /// Debian's binaries, else whatever `PATH` holds.
 fn binary(name: &str) -> PathBuf {
     let debian = Path::new("/usr/lib/postgresql/15/bin").join(name);
@@ -84,10 +95,14 @@ impl Postgres {
         }
         let data = dir.path().join("data");
         let mut initdb = command(user.as_deref(), "initdb");
-        initdb
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]);
+        initdb.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ]);
         run(initdb, "initdb");
         let port = free_port();
         *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) = Some((data.clone(), user.clone()));
@@ -146,6 +161,9 @@ pub fn stop_on_signal() {
             if let Some(dir) = data.parent() {
                 let _ = std::fs::remove_dir_all(dir);
             }
+        }
+        for dir in SCRATCH.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = std::fs::remove_dir_all(dir);
         }
         std::process::exit(130);
     });

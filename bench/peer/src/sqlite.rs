@@ -38,8 +38,7 @@ fn row(seq: u64) -> Vec<u8> {
         data: Data {
             card_id: "c0".into(),
             author: "bench".into(),
-            text: "a comment of about the length a person writes, give or take a few words"
-                .into(),
+            text: "a comment of about the length a person writes, give or take a few words".into(),
         },
     };
     rmp_serde::to_vec_named(&stored).expect("encode")
@@ -74,11 +73,15 @@ fn appends(dir: &std::path::Path, synchronous: &str, rows: usize, per_tx: usize)
         let tx = conn.transaction().expect("begin");
         {
             let mut insert = tx
-                .prepare_cached("INSERT INTO events (aggregate_id, seq, payload) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT INTO events (aggregate_id, seq, payload) VALUES (?1, ?2, ?3)",
+                )
                 .expect("prepare");
             for (i, payload) in chunk.iter().enumerate() {
                 let seq = (c * per_tx + i + 1) as i64;
-                insert.execute(params!["board-1", seq, payload]).expect("insert");
+                insert
+                    .execute(params!["board-1", seq, payload])
+                    .expect("insert");
             }
         }
         tx.commit().expect("commit");
@@ -118,6 +121,7 @@ pub fn run(counts: &Counts) -> Value {
         .prefix("edgeloop-peer-sqlite-")
         .tempdir()
         .expect("a directory");
+    crate::pg::remove_on_signal(dir.path());
     let row_bytes = row(1).len();
     eprintln!("peer: sqlite, 1 row per transaction");
     let single_full = appends(dir.path(), "FULL", counts.single_full, 1);
