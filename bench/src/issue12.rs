@@ -14,7 +14,7 @@ use crate::ceilings::Baseline;
 use crate::fanout::{self, Fanout};
 use crate::measure::{Rate, Stats};
 use crate::peer::{num, text};
-use crate::scale::{self, Contended, Scale};
+use crate::scale::{self, Contended, Scale, Window};
 use crate::session::Session;
 use crate::stream::{self, Encoding, Replay};
 
@@ -90,6 +90,7 @@ pub struct Ceilings {
     pub insert_spread: Rate,
     pub batch: Rate,
     pub cold: Stats,
+    pub cold_rounds: Vec<Duration>,
 }
 
 pub async fn ceilings(counts: &Counts, progress: &Progress) -> Ceilings {
@@ -123,7 +124,8 @@ pub async fn ceilings(counts: &Counts, progress: &Progress) -> Ceilings {
         insert_one,
         insert_spread,
         batch,
-        cold: Stats::of(cold),
+        cold: Stats::of(cold.clone()),
+        cold_rounds: cold,
     }
 }
 
@@ -139,7 +141,9 @@ pub struct Figures {
     pub fan_aggregate: Vec<Fanout>,
     pub fan_partition: Vec<Fanout>,
     pub batch: Rate,
-    pub growth: Vec<(u64, Rate)>,
+    pub growth: Vec<Window>,
+    pub spread_paused: Rate,
+    pub cold_rounds: [Vec<Duration>; 3],
     pub cold_small: Stats,
     pub cold_snapshots: Stats,
     pub cold_no_snapshots: Stats,
@@ -156,7 +160,14 @@ const SCOPES: &str = "commands read replay admin";
 
 pub async fn edgeloop(counts: &Counts, options: Options, progress: &Progress) -> Figures {
     progress.say("scale Worker: starting (STREAM_PARTITIONS=1)");
-    let mut worker = Worker::start_with(options.var("STREAM_PARTITIONS", 1));
+    // Everything stays hot until the archive step below: otherwise the partition archives
+    // segments in the background as soon as the fills pass STREAM_HOT_EVENTS (50,000), in the
+    // middle of the windows, and "hot" replay would read R2.
+    let mut worker = Worker::start_with(
+        options
+            .var("STREAM_PARTITIONS", 1)
+            .var("STREAM_HOT_EVENTS", 1_000_000_000),
+    );
     let session = Session::new(&worker, SCOPES);
     let scale = Scale::new(&session);
     session.noop(200).await;
@@ -206,6 +217,14 @@ pub async fn edgeloop(counts: &Counts, options: Options, progress: &Progress) ->
     let batch_paused = scale
         .batches("batch-paused", counts.batch_size, counts.batch_requests)
         .await;
+    let spread_paused = scale
+        .spread(
+            "spread-paused",
+            100,
+            counts.clients,
+            counts.spread_per_client,
+        )
+        .await;
     scale.resume_stream().await;
     scale.drain().await;
     progress.say("scale: the rate as one log grows");
@@ -213,7 +232,7 @@ pub async fn edgeloop(counts: &Counts, options: Options, progress: &Progress) ->
     scale.board("cold-small").await;
     scale.drain().await;
     let committed = scale.committed();
-    let grow_version = 2 + counts.growth.last().copied().unwrap_or(0) + counts.window as u64;
+    let grow_version = 2 + counts.growth.last().copied().unwrap_or(0) + 2 * counts.window as u64;
 
     progress.say("scale: restart with SNAPSHOT_EVERY=0; a log without snapshots");
     worker.set_var("SNAPSHOT_EVERY", 0);
@@ -277,9 +296,11 @@ pub async fn edgeloop(counts: &Counts, options: Options, progress: &Progress) ->
         fan_partition,
         batch,
         growth,
-        cold_small: Stats::of(small),
-        cold_snapshots: Stats::of(snap),
-        cold_no_snapshots: Stats::of(plain),
+        spread_paused,
+        cold_small: Stats::of(small.clone()),
+        cold_snapshots: Stats::of(snap.clone()),
+        cold_no_snapshots: Stats::of(plain.clone()),
+        cold_rounds: [small, snap, plain],
         cold_versions: (grow_version, plain_version),
         head,
         hot,
@@ -480,14 +501,30 @@ pub fn report(
         ratio(e.spread.per_second, peer_spread),
         verdict(peer_spread.map(|s| e.spread.per_second >= s)),
     );
+    let _ = writeln!(
+        w,
+        "| … the same with the partition paused (the command path alone) | {} | ↑ | {} | | | | {} | | |",
+        rate(&e.spread_paused),
+        ratio(
+            e.spread_paused.per_second,
+            Some(bare.insert_spread.per_second)
+        ),
+        ratio(e.spread_paused.per_second, peer_spread),
+    );
     // Growth.
     if let (Some(first), Some(last)) = (e.growth.first(), e.growth.last()) {
-        let cells: Vec<String> = e
-            .growth
-            .iter()
-            .map(|(events, r)| format!("{:.0}/s at {events}", r.per_second))
-            .collect();
-        let change = last.1.per_second / first.1.per_second;
+        let cells = |paused: bool| {
+            e.growth
+                .iter()
+                .map(|g| {
+                    let r = if paused { &g.paused } else { &g.full };
+                    format!("{:.0}/s at {}", r.per_second, g.events)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let change = last.full.per_second / first.full.per_second;
+        let change_paused = last.paused.per_second / first.paused.per_second;
         let peer_windows = peer
             .and_then(|v| v.pointer("/peer/sequential/windows"))
             .and_then(Value::as_array)
@@ -498,28 +535,40 @@ pub fn report(
                     .join(", ")
             })
             .unwrap_or_default();
-        let peer_change = peer
-            .and_then(|v| v.pointer("/peer/sequential/windows"))
-            .and_then(Value::as_array)
-            .and_then(|ws| {
-                let f = ws.first()?["per_second"].as_f64()?;
-                let l = ws.last()?["per_second"].as_f64()?;
-                Some(l / f)
-            });
-        let _ = writeln!(
-            w,
-            "| one aggregate's rate as its log grows (windows of {} sequential commands) | {}: last ÷ first {:.2} | | | | | without snapshots: {peer_windows}{} | | flat within 10% from 1,000 to 100,000 events | {} |",
-            counts.window,
-            cells.join(", "),
-            change,
-            peer_change
-                .map(|c| format!(": last ÷ first {c:.2}"))
-                .unwrap_or_default(),
-            if last.0 >= 100_000 {
+        let peer_change = |path: &str| {
+            peer.and_then(|v| v.pointer(path))
+                .and_then(Value::as_array)
+                .and_then(|ws| {
+                    let f = ws.first()?["per_second"].as_f64()?;
+                    let l = ws.last()?["per_second"].as_f64()?;
+                    Some(l / f)
+                })
+        };
+        let judged_growth = |change: f64| {
+            if last.events >= 100_000 {
                 verdict(Some(change >= 0.9))
             } else {
                 "not judged (log below 100,000)"
-            },
+            }
+        };
+        let _ = writeln!(
+            w,
+            "| one aggregate's rate as its log grows (windows of {} sequential commands) | {}: last ÷ first {:.2} | | | | | without snapshots: {peer_windows}{}; with snapshots: last ÷ first {} | | flat within 10% from 1,000 to 100,000 events | {} |",
+            counts.window,
+            cells(false),
+            change,
+            peer_change("/peer/sequential/windows")
+                .map(|c| format!(": last ÷ first {c:.2}"))
+                .unwrap_or_default(),
+            opt(peer_change("/peer/sequential_snapshots/windows"), 2),
+            judged_growth(change),
+        );
+        let _ = writeln!(
+            w,
+            "| … the same windows with the partition paused (the command path alone) | {}: last ÷ first {:.2} | | | | | | | flat within 10% | {} |",
+            cells(true),
+            change_paused,
+            judged_growth(change_paused),
         );
     }
     // Batch.
@@ -685,15 +734,38 @@ pub fn report(
         );
     }
     let _ = writeln!(w, "\nEdgeloop, the scale Worker's windows:\n");
-    let _ = writeln!(w, "| log size | commands/s | median / p99 |\n|---|---|---|");
-    for (events, r) in &e.growth {
+    let _ = writeln!(
+        w,
+        "| log size | commands/s | median / p99 | partition paused: commands/s | median / p99 |\n|---|---|---|---|---|"
+    );
+    for g in &e.growth {
         let _ = writeln!(
             w,
-            "| {events} | {:.0} | {} |",
-            r.per_second,
-            r.latency.cell()
+            "| {} | {:.0} | {} | {:.0} | {} |",
+            g.events,
+            g.full.per_second,
+            g.full.latency.cell(),
+            g.paused.per_second,
+            g.paused.latency.cell()
         );
     }
+    let rounds = |samples: &[Duration]| {
+        samples
+            .iter()
+            .map(|d| format!("{:.1}", d.as_secs_f64() * 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        w,
+        "\nCold start, each round (ms): 2-event aggregate {}; {} events with snapshots {}; {} events without {}; bare DO {}.",
+        rounds(&e.cold_rounds[0]),
+        e.cold_versions.0,
+        rounds(&e.cold_rounds[1]),
+        e.cold_versions.1,
+        rounds(&e.cold_rounds[2]),
+        rounds(&bare.cold_rounds),
+    );
     let _ = writeln!(
         w,
         "\nReplay pages: hot {}, archived first read {}, again {}.",

@@ -70,6 +70,12 @@ struct Args {
     /// Skip the peer and the storage ceiling even in a full run.
     #[arg(long, conflicts_with = "peer")]
     no_peer: bool,
+    /// Events in the logs of the cold-start figure [default: 100000; --quick: 1000].
+    #[arg(long)]
+    cold_events: Option<u64>,
+    /// Restarts timed in the cold-start figure [default: 3; --quick: 1].
+    #[arg(long)]
+    cold_rounds: Option<usize>,
     /// Where to write the issue-12 report [default: BENCHMARKS.md at the repository's root
     /// for a full run; none with --quick, whose report goes to stdout only].
     #[arg(long, value_name = "PATH")]
@@ -549,7 +555,9 @@ async fn main() {
     } else {
         None
     };
-    let issue = issue12::Counts::new(args.quick);
+    let mut issue = issue12::Counts::new(args.quick);
+    issue.cold_events = args.cold_events.unwrap_or(issue.cold_events);
+    issue.cold_rounds = args.cold_rounds.unwrap_or(issue.cold_rounds);
     let ceilings = if args.core_only {
         None
     } else {

@@ -53,6 +53,16 @@ impl Contended {
     }
 }
 
+/// One window of the log-growth figure.
+pub struct Window {
+    /// The log's length when the window started.
+    pub events: u64,
+    /// Sequential commands, everything running.
+    pub full: Rate,
+    /// The same with the partition paused.
+    pub paused: Rate,
+}
+
 /// The answer to a raw command: status and body.
 async fn send(session: &Session, id: &str, route: &str, body: &Value) -> (u16, Value) {
     let request = session
@@ -175,19 +185,29 @@ impl<'a> Scale<'a> {
         }
     }
 
-    /// The single-aggregate rate as the log grows: a window of `window` sequential commands
-    /// once the log holds each of `sizes` events (filled with batches in between, the
-    /// stream drained before each window).
-    pub async fn growth(&self, id: &str, sizes: &[u64], window: usize) -> Vec<(u64, Rate)> {
+    /// The single-aggregate rate as the log grows: once the log holds each of `sizes`
+    /// events (filled with batches in between, the stream drained), a window of `window`
+    /// sequential commands, then another with the partition paused (the command path
+    /// alone, without the stream and read models behind each command).
+    pub async fn growth(&self, id: &str, sizes: &[u64], window: usize) -> Vec<Window> {
         self.board(id).await;
         let mut version = 2;
         let mut windows = Vec::new();
         for &size in sizes {
             version = self.fill(id, version, size).await;
             self.drain().await;
-            windows.push((version, self.window(id, window).await));
-            version += window as u64;
+            let full = self.window(id, window).await;
+            self.pause().await;
+            let paused = self.window(id, window).await;
+            self.resume_stream().await;
+            windows.push(Window {
+                events: version,
+                full,
+                paused,
+            });
+            version += 2 * window as u64;
         }
+        self.drain().await;
         windows
     }
 
