@@ -773,6 +773,12 @@ pub fn report(
         e.archived_first.pages_cell(),
         e.archived.pages_cell()
     );
+    // The hand-written reading (a profile, the causes): kept in its own file so that a new
+    // run does not erase it; it names the run it read.
+    let reading = tests::repo_root().join("bench/where-the-time-goes.md");
+    if let Ok(reading) = std::fs::read_to_string(reading) {
+        let _ = writeln!(w, "\n{}", reading.trim_end());
+    }
     let _ = writeln!(
         w,
         "\nIn the same run, the benchmark's other tables (first Worker: default settings; second: the stream and read models):\n"

@@ -18,9 +18,15 @@
 //!    segments: first read from R2, then from the KV edge cache, then with the cache off);
 //!    and a `board_summary` rebuild over the whole stream.
 //!
+//! Then issue 12's comparison (skipped with `--core-only`): the runtime's ceilings on the
+//! benchmark's own bare Worker, the peer and the storage ceiling (`bench/peer`, its own
+//! workspace, run as a subprocess; with `--quick` only if `--peer`), and a third Worker with
+//! `STREAM_PARTITIONS=1` for the scaling, fan-out, replay and cold-start figures. A full run
+//! writes `BENCHMARKS.md`: every figure as a ratio to its baselines, and the issue's targets.
+//!
 //! Run: `scripts/bench` (builds first), or `cargo run --release -p bench -- …` on a built
-//! Worker; `--quick` for CI (well under a minute). Output: Markdown tables with the
-//! machine, the date, the load and the command, ready to paste into `bench/RESULTS.md`.
+//! Worker; `--quick` for CI (under a minute). Output: Markdown on stdout (the tables of
+//! `bench/RESULTS.md`, then the issue-12 report), progress on stderr.
 //!
 //! # Layout
 //! * `session` — a client of one Worker: raw commands, the no-op baseline, sockets.
@@ -29,6 +35,10 @@
 //! * `stream` — fill, replay, archive.
 //! * `projections` — catch-up and rebuild of `board_summary`.
 //! * `measure` — percentiles, rates, the machine, the load, the build.
+//! * `ceilings` — the benchmark's own bare Worker (`bench/baseline-worker`).
+//! * `peer` — runs `bench/peer` and reads its JSON.
+//! * `scale` — the issue-12 figures on one counted Worker; `fanout` — many subscribers.
+//! * `issue12` — the issue-12 run and the `BENCHMARKS.md` report.
 
 mod aggregates;
 mod ceilings;
