@@ -18,9 +18,15 @@
 //!    segments: first read from R2, then from the KV edge cache, then with the cache off);
 //!    and a `board_summary` rebuild over the whole stream.
 //!
+//! Then issue 12's comparison (skipped with `--core-only`): the runtime's ceilings on the
+//! benchmark's own bare Worker, the peer and the storage ceiling (`bench/peer`, its own
+//! workspace, run as a subprocess; with `--quick` only if `--peer`), and a third Worker with
+//! `STREAM_PARTITIONS=1` for the scaling, fan-out, replay and cold-start figures. A full run
+//! writes `BENCHMARKS.md`: every figure as a ratio to its baselines, and the issue's targets.
+//!
 //! Run: `scripts/bench` (builds first), or `cargo run --release -p bench -- …` on a built
-//! Worker; `--quick` for CI (well under a minute). Output: Markdown tables with the
-//! machine, the date, the load and the command, ready to paste into `bench/RESULTS.md`.
+//! Worker; `--quick` for CI (under a minute). Output: Markdown on stdout (the tables of
+//! `bench/RESULTS.md`, then the issue-12 report), progress on stderr.
 //!
 //! # Layout
 //! * `session` — a client of one Worker: raw commands, the no-op baseline, sockets.
@@ -29,10 +35,19 @@
 //! * `stream` — fill, replay, archive.
 //! * `projections` — catch-up and rebuild of `board_summary`.
 //! * `measure` — percentiles, rates, the machine, the load, the build.
+//! * `ceilings` — the benchmark's own bare Worker (`bench/baseline-worker`).
+//! * `peer` — runs `bench/peer` and reads its JSON.
+//! * `scale` — the issue-12 figures on one counted Worker; `fanout` — many subscribers.
+//! * `issue12` — the issue-12 run and the `BENCHMARKS.md` report.
 
 mod aggregates;
+mod ceilings;
+mod fanout;
+mod issue12;
 mod measure;
+mod peer;
 mod projections;
+mod scale;
 mod session;
 mod stream;
 mod visibility;
@@ -54,9 +69,27 @@ struct Args {
     /// still win.
     #[arg(long)]
     quick: bool,
-    /// Only the first table (one Worker with default settings): no stream, no read models.
+    /// Only the first table (one Worker with default settings): no stream, no read models,
+    /// no issue-12 comparison.
     #[arg(long)]
     core_only: bool,
+    /// Run the peer and the storage ceiling (`bench/peer`: cqrs-es on PostgreSQL, SQLite
+    /// directly) also with `--quick` (a full run always does).
+    #[arg(long)]
+    peer: bool,
+    /// Skip the peer and the storage ceiling even in a full run.
+    #[arg(long, conflicts_with = "peer")]
+    no_peer: bool,
+    /// Events in the logs of the cold-start figure [default: 100000; --quick: 1000].
+    #[arg(long)]
+    cold_events: Option<u64>,
+    /// Restarts timed in the cold-start figure [default: 3; --quick: 1].
+    #[arg(long)]
+    cold_rounds: Option<usize>,
+    /// Where to write the issue-12 report [default: BENCHMARKS.md at the repository's root
+    /// for a full run; none with --quick, whose report goes to stdout only].
+    #[arg(long, value_name = "PATH")]
+    output: Option<std::path::PathBuf>,
     /// Requests for the no-op baseline (GET /healthz) [default: 3000; --quick: 300].
     #[arg(long)]
     noop: Option<usize>,
@@ -515,17 +548,41 @@ async fn main() {
     let args = Args::parse();
     let counts = args.counts();
     let progress = Progress(Instant::now());
-    let command = std::env::args()
-        .skip(1)
-        .fold("edgeloop-bench".to_owned(), |line, arg| line + " " + &arg);
+    // scripts/bench names itself (the command a reader runs); else our own arguments.
+    let command = std::env::var("EDGELOOP_BENCH_COMMAND").unwrap_or_else(|_| {
+        std::env::args()
+            .skip(1)
+            .fold("edgeloop-bench".to_owned(), |line, arg| line + " " + &arg)
+    });
     let load_before = measure::load();
     let build = measure::build();
 
+    let run_peer = !args.core_only && !args.no_peer && (args.peer || !args.quick);
+    // The peer first: it runs alone, with nothing of ours running beside it.
+    let peer = if run_peer {
+        progress.say("peer and storage ceiling (bench/peer)");
+        Some(peer::run(args.quick))
+    } else {
+        None
+    };
+    let mut issue = issue12::Counts::new(args.quick);
+    issue.cold_events = args.cold_events.unwrap_or(issue.cold_events);
+    issue.cold_rounds = args.cold_rounds.unwrap_or(issue.cold_rounds);
+    let ceilings = if args.core_only {
+        None
+    } else {
+        Some(issue12::ceilings(&issue, &progress).await)
+    };
     let core = core(&counts, args.options(), &progress).await;
     let global = if args.core_only {
         None
     } else {
         Some(global(&counts, args.options(), args.page, &progress).await)
+    };
+    let figures = if args.core_only {
+        None
+    } else {
+        Some(issue12::edgeloop(&issue, args.options(), &progress).await)
     };
     progress.say("done");
 
@@ -548,5 +605,29 @@ async fn main() {
         out.push('\n');
         global_tables(&mut out, &counts, args.page, global);
     }
-    print!("{out}");
+    let (Some(ceilings), Some(figures)) = (ceilings, figures) else {
+        print!("{out}");
+        return;
+    };
+    let context = issue12::Context {
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        machine: measure::machine(),
+        command,
+        elapsed: progress.0.elapsed(),
+        load_before,
+        load_after: measure::load(),
+        build,
+        versions: issue12::versions(peer.as_ref()),
+    };
+    let report = issue12::report(&context, &issue, &ceilings, &figures, peer.as_ref(), &out);
+    print!("{report}");
+    let output = args
+        .output
+        .clone()
+        .or_else(|| (!args.quick).then(|| tests::repo_root().join("BENCHMARKS.md")));
+    if let Some(path) = output {
+        std::fs::write(&path, &report)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        progress.say(&format!("wrote {}", path.display()));
+    }
 }

@@ -83,3 +83,14 @@ pub fn build() -> String {
         Err(e) => format!("unreadable ({e})"),
     }
 }
+
+/// A new empty directory under the system's temporary directory, named `prefix-PID-N`
+/// (the caller removes it).
+pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
