@@ -124,6 +124,21 @@ const WORDS: &[&str] = &[
     "race",
 ];
 
+/// A group's name in letters only (`g` → "hk"), so no two groups share a fingerprint.
+fn group_name(g: usize) -> String {
+    let letters = b"ghjkmnpqrstuvwxyz";
+    let mut n = g;
+    let mut name = Vec::new();
+    loop {
+        name.push(letters[n % letters.len()]);
+        n /= letters.len();
+        if n == 0 {
+            break;
+        }
+    }
+    String::from_utf8(name).unwrap_or_default()
+}
+
 /// A deterministic pseudo-random sequence (xorshift64*).
 struct Rng(u64);
 
@@ -194,10 +209,12 @@ async fn main() -> Result<(), Failure> {
             .map(|b| {
                 let errors: Vec<Value> = (0..100.min(args.reports - b * 100))
                     .map(|i| {
-                        let g = (b * 100 + i) % args.groups;
-                        json!({"type": format!("Error{g}"),
-                               "message": format!("failure {g} at item {}", b * 100 + i),
-                               "stack": format!("Error{g}: x\n    at handler{g} (https://app.example.com/app.js:{}:1)", g + 1)})
+                        // Groups differ by words (the fingerprint replaces numbers and hex
+                        // ids); reports of one group differ by the numbers in them.
+                        let g = group_name((b * 100 + i) % args.groups);
+                        json!({"type": "TypeError",
+                               "message": format!("cannot render {g} widget at item {}", b * 100 + i),
+                               "stack": format!("TypeError: x\n    at render_{g} (https://app.example.com/app.js:{}:1)", i + 1)})
                     })
                     .collect();
                 let request = http
@@ -221,7 +238,9 @@ async fn main() -> Result<(), Failure> {
             groups.insert(g.as_str().unwrap_or_default().to_owned());
         }
     }
-    let per_group = args.reports / args.groups;
+    if groups.len() != args.groups {
+        return Err(format!("{} fingerprints for {} groups", groups.len(), args.groups).into());
+    }
     let events = loop {
         let mut total = 0;
         let mut events = 0;
@@ -237,7 +256,7 @@ async fn main() -> Result<(), Failure> {
                 events += state["version"].as_u64().unwrap_or(0);
             }
         }
-        if total as usize == per_group * groups.len() {
+        if total as usize == args.reports {
             break events;
         }
         if started.elapsed() > Duration::from_secs(600) {
@@ -283,7 +302,7 @@ async fn main() -> Result<(), Failure> {
                 let k = written + i;
                 json!({"type": "RecordPush", "data": {
                     "delivery_id": format!("d-{k}"),
-                    "git_ref": "refs/heads/main",
+                    "ref": "refs/heads/main",
                     "before": format!("{:040x}", k),
                     "after": format!("{:040x}", k + 1),
                     "pusher": "bench",
