@@ -187,10 +187,13 @@ impl StreamPartition {
             self.broadcast(partition, &appended);
             // The alarm wakes the projectors and archives what the policy allows; it is
             // set in this synchronous step, so it commits with the events.
+            // `PROJECTION_WAKE_DELAY_MS` later: appends that arrive meanwhile share the wake,
+            // so under load each projector folds a page of events per catch-up instead of
+            // one read and one document rewrite per event.
             if !self.alarm_armed.replace(true) {
                 let storage = self.state.storage();
-                let _ =
-                    futures_util::FutureExt::now_or_never(storage.set_alarm(at_unix_ms(now_ms())));
+                let at = now_ms() + self.config.projection_wake_delay_ms as i64;
+                let _ = futures_util::FutureExt::now_or_never(storage.set_alarm(at_unix_ms(at)));
             }
         }
         Ok(json_response(&ack, 200))

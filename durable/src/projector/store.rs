@@ -325,7 +325,12 @@ impl ProjectorStore {
         max_document_bytes: usize,
     ) -> Result<Vec<(u64, DocChange, u64)>, SqlError> {
         let checkpoint = self.checkpoint(generation, partition)?;
-        let mut changes = Vec::new();
+        // The page is folded in memory first: each document touched is read from storage
+        // once, folded through every event of the page, and written once at the end (with
+        // its search entry); watermarks likewise. Still one synchronous step with the
+        // checkpoint, so the page applies entirely or not at all.
+        let mut folded_docs: BTreeMap<String, (u64, Option<Value>)> = BTreeMap::new();
+        let mut watermarks: BTreeMap<String, u64> = BTreeMap::new();
         let mut applied_through = checkpoint;
         for event in events {
             let Some(offset) = event.position.map(|p| p.offset) else {
@@ -335,7 +340,10 @@ impl ProjectorStore {
                 continue; // already applied (a concurrent catch-up got here first)
             }
             let folded = projections::fold_event(projection, event, |doc_id| {
-                self.document(generation, doc_id).ok().flatten().map(|d| d.body)
+                match folded_docs.get(doc_id) {
+                    Some((_, body)) => body.clone(),
+                    None => self.document(generation, doc_id).ok().flatten().map(|d| d.body),
+                }
             })
             .and_then(|changes| {
                 // A document must fit where read models go (Convex: 1 MiB per document).
@@ -375,21 +383,29 @@ impl ProjectorStore {
                 }
             };
             for change in folded {
-                let revision = self.write(projection, generation, &change)?;
-                changes.push((offset, change, revision));
+                folded_docs.insert(change.doc_id, (offset, change.body));
             }
+            let mark = watermarks
+                .entry(format!("{}/{}", event.aggregate_type, event.aggregate_id))
+                .or_default();
+            *mark = (*mark).max(event.seq);
+            applied_through = offset;
+        }
+        let mut changes = Vec::with_capacity(folded_docs.len());
+        for (doc_id, (offset, body)) in folded_docs {
+            let change = DocChange { doc_id, body };
+            let revision = self.write(projection, generation, &change)?;
+            changes.push((offset, change, revision));
+        }
+        changes.sort_by_key(|(offset, _, _)| *offset);
+        for (aggregate, seq) in watermarks {
             self.sql
                 .exec(
                     "INSERT INTO watermarks (generation, aggregate, seq) VALUES (?, ?, ?)
                      ON CONFLICT (generation, aggregate) DO UPDATE SET seq = max(seq, excluded.seq)",
-                    vec![
-                        int(generation),
-                        format!("{}/{}", event.aggregate_type, event.aggregate_id).into(),
-                        int(event.seq),
-                    ],
+                    vec![int(generation), aggregate.into(), int(seq)],
                 )
                 .map_err(err)?;
-            applied_through = offset;
         }
         self.sql
             .exec(
