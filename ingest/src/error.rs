@@ -12,7 +12,8 @@ pub enum PayloadError {
     /// The body is over the limit. HTTP 413 `payload_too_large`.
     #[error("the body is {got} bytes; at most {limit} are accepted")]
     TooLarge { limit: usize, got: usize },
-    /// The body is not of a content type the parser reads. HTTP 400 `bad_request`.
+    /// The body is not of a content type the parser reads. HTTP 415 `unsupported_media_type`,
+    /// like every other route of the API.
     #[error("content type `{0}` is not accepted; send application/json or text/plain")]
     UnsupportedContentType(String),
     /// The body is not JSON (or is empty). HTTP 400 `bad_request`.

@@ -454,7 +454,10 @@ mod tests {
         ] {
             assert!(!accepts_content_type(Some(refused)), "{refused}");
             let error = parse(Some(refused), b"{}").unwrap_err();
-            assert_eq!((error.status(), error.code()), (400, "bad_request"));
+            assert_eq!(
+                (error.status(), error.code()),
+                (415, "unsupported_media_type")
+            );
         }
     }
 
