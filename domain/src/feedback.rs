@@ -194,31 +194,35 @@ impl TriageEvidence {
                 ));
             }
         }
-        let similarity = |what: &str, value: Similarity| {
-            if (0.0..=1.0).contains(&value.0) {
-                Ok(())
-            } else {
-                Err(Rejection::new(
-                    rule,
-                    format!("{what}'s similarity must be from 0 to 1 (got {})", value.0),
-                ))
-            }
-        };
-        for (index, item) in self.matches.iter().enumerate() {
-            let what = format!("match {}", index + 1);
+        // What every listed document has: an id, a kind and a similarity in [0, 1].
+        let document = |what: &str, doc_id: &str, kind: &str, similarity: Similarity| {
             validate::text(
                 rule,
                 &format!("{what}'s doc_id"),
-                &item.doc_id,
+                doc_id,
                 MAX_EVIDENCE_ID_CHARS,
             )?;
             validate::text(
                 rule,
                 &format!("{what}'s kind"),
-                &item.kind,
+                kind,
                 MAX_EVIDENCE_WORD_CHARS,
             )?;
-            similarity(&what, item.similarity)?;
+            if (0.0..=1.0).contains(&similarity.0) {
+                Ok(())
+            } else {
+                Err(Rejection::new(
+                    rule,
+                    format!(
+                        "{what}'s similarity must be from 0 to 1 (got {})",
+                        similarity.0
+                    ),
+                ))
+            }
+        };
+        for (index, item) in self.matches.iter().enumerate() {
+            let what = format!("match {}", index + 1);
+            document(&what, &item.doc_id, &item.kind, item.similarity)?;
             if item.rank == 0 {
                 return Err(Rejection::new(
                     rule,
@@ -228,25 +232,13 @@ impl TriageEvidence {
         }
         for (index, item) in self.related.iter().enumerate() {
             let what = format!("related document {}", index + 1);
-            validate::text(
-                rule,
-                &format!("{what}'s doc_id"),
-                &item.doc_id,
-                MAX_EVIDENCE_ID_CHARS,
-            )?;
-            validate::text(
-                rule,
-                &format!("{what}'s kind"),
-                &item.kind,
-                MAX_EVIDENCE_WORD_CHARS,
-            )?;
+            document(&what, &item.doc_id, &item.kind, item.similarity)?;
             validate::text(
                 rule,
                 &format!("{what}'s status"),
                 &item.status,
                 MAX_EVIDENCE_WORD_CHARS,
             )?;
-            similarity(&what, item.similarity)?;
         }
         if self.decision == TriageDecision::LinkedToExistingCard && self.matches.is_empty() {
             return Err(Rejection::new(
