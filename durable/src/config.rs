@@ -58,10 +58,16 @@ pub struct Config {
     /// Error reports a tenant may send per minute (token bucket: also the burst); over it,
     /// 429 with `Retry-After`. Var `TELEMETRY_RATE_PER_MINUTE`.
     pub telemetry_rate_per_minute: u64,
-    /// How long after taking events a partition wakes the projectors (ms): events that
-    /// arrive meanwhile are folded in the same catch-up. Adds at most this much to commit →
-    /// read model. Var `PROJECTION_WAKE_DELAY_MS`.
-    pub projection_wake_delay_ms: u64,
+    /// The least time between two wakes of the projectors by a partition (ms): events that
+    /// arrive within it after a wake are folded together in the next one, while the first
+    /// event after a quiet spell wakes them at once ([`stream::pacing`]). Adds at most this
+    /// much to commit → read model. Var `PROJECTION_WAKE_INTERVAL_MS`.
+    pub projection_wake_interval_ms: u64,
+    /// The least time between two forwards of an aggregate's events to its partition (ms),
+    /// paced like the projectors' wakes: the first commit after a quiet spell is forwarded
+    /// at once, commits right after a forward travel together in the next one. Adds at most
+    /// this much to commit → stream. Var `STREAM_FORWARD_INTERVAL_MS`.
+    pub stream_forward_interval_ms: u64,
     /// How many documents a knowledge search answers at most (`limit`'s ceiling). Var
     /// `KNOWLEDGE_MAX_RESULTS`.
     pub knowledge_max_results: usize,
@@ -90,7 +96,8 @@ impl Default for Config {
             telemetry_window_ms: 10_000,
             telemetry_rate_per_minute: 60_000,
             knowledge_max_results: 50,
-            projection_wake_delay_ms: 10,
+            projection_wake_interval_ms: 10,
+            stream_forward_interval_ms: 10,
         }
     }
 }
@@ -156,9 +163,12 @@ impl Config {
             telemetry_rate_per_minute: var(env, "TELEMETRY_RATE_PER_MINUTE")
                 .filter(|n| *n > 0)
                 .unwrap_or(defaults.telemetry_rate_per_minute),
-            projection_wake_delay_ms: var(env, "PROJECTION_WAKE_DELAY_MS")
+            projection_wake_interval_ms: var(env, "PROJECTION_WAKE_INTERVAL_MS")
                 .map(|ms: u64| ms.min(10_000))
-                .unwrap_or(defaults.projection_wake_delay_ms),
+                .unwrap_or(defaults.projection_wake_interval_ms),
+            stream_forward_interval_ms: var(env, "STREAM_FORWARD_INTERVAL_MS")
+                .map(|ms: u64| ms.min(10_000))
+                .unwrap_or(defaults.stream_forward_interval_ms),
             knowledge_max_results: var(env, "KNOWLEDGE_MAX_RESULTS")
                 .filter(|n| *n > 0)
                 .unwrap_or(defaults.knowledge_max_results),

@@ -107,46 +107,45 @@ impl Projection for BoardSummary {
         current: Option<&Value>,
         event: &EventEnvelope,
     ) -> Result<Option<Value>, FoldError> {
-        if event.aggregate_type != Board::TYPE || event.aggregate_id != doc_id {
-            return Err(FoldError::new(
-                event,
-                format!("board_summary document `{doc_id}` folds only that board's events"),
-            ));
-        }
+        check_board(doc_id, event)?;
         let document: Option<Document> = current.map(|b| decode_body(b, event)).transpose()?;
         let version = document.as_ref().map_or(0, |d| d.version);
         if sequence(version, event)? == Sequence::AlreadyFolded {
             return Ok(current.cloned());
         }
-        let last_activity_at = format_timestamp(recorded_at_ms(event)?);
-        let decoded =
-            decode_event::<Board>(&event.event_type, event.schema_version, event.data.clone())
-                .map_err(|e| FoldError::new(event, e.0))?;
-        let mut document = match (document, decoded) {
-            (None, BoardEvent::BoardCreated { title, columns }) => Document {
-                board_id: doc_id.to_owned(),
-                title,
-                version: 0,
-                last_activity_at: String::new(),
-                columns: columns.into_iter().map(Column::new).collect(),
-                archived_count: 0,
-            },
-            (None, _) => {
-                return Err(FoldError::new(
-                    event,
-                    "the board has no summary yet: its first event must be BoardCreated",
-                ));
-            }
-            (Some(mut document), decoded) => {
-                document
-                    .fold(decoded)
-                    .map_err(|reason| FoldError::new(event, reason))?;
-                document
-            }
+        Ok(Some(encode_body(&fold_document(doc_id, document, event)?)))
+    }
+
+    /// Decodes the board once, folds every event into it, encodes it once: a board's body
+    /// holds all its cards, so per event that would be O(cards) twice over.
+    fn apply_events(
+        &self,
+        doc_id: &str,
+        current: Option<Value>,
+        events: &[&EventEnvelope],
+    ) -> Result<Option<Value>, FoldError> {
+        let Some(first) = events.first() else {
+            return Ok(current);
         };
-        document.version = event.seq;
-        document.last_activity_at = last_activity_at;
-        Ok(Some(encode_body(&document)))
+        check_board(doc_id, first)?;
+        let mut document: Option<Document> = current
+            .as_ref()
+            .map(|b| decode_body(b, first))
+            .transpose()?;
+        let mut changed = false;
+        for event in events {
+            check_board(doc_id, event)?;
+            let version = document.as_ref().map_or(0, |d| d.version);
+            if sequence(version, event)? == Sequence::AlreadyFolded {
+                continue;
+            }
+            document = Some(fold_document(doc_id, document, event)?);
+            changed = true;
+        }
+        Ok(match (changed, document) {
+            (true, Some(document)) => Some(encode_body(&document)),
+            _ => current,
+        })
     }
 
     fn index(&self, body: &Value) -> ListIndex {
@@ -302,6 +301,54 @@ impl Document {
         column.recount();
         Ok(card)
     }
+}
+
+/// The error of an event that is not about the board `doc_id`.
+fn check_board(doc_id: &str, event: &EventEnvelope) -> Result<(), FoldError> {
+    if event.aggregate_type != Board::TYPE || event.aggregate_id != doc_id {
+        return Err(FoldError::new(
+            event,
+            format!("board_summary document `{doc_id}` folds only that board's events"),
+        ));
+    }
+    Ok(())
+}
+
+/// Folds an event that is next in the board's sequence into its summary (`None`: none yet).
+fn fold_document(
+    doc_id: &str,
+    document: Option<Document>,
+    event: &EventEnvelope,
+) -> Result<Document, FoldError> {
+    let last_activity_at = format_timestamp(recorded_at_ms(event)?);
+    let decoded =
+        decode_event::<Board>(&event.event_type, event.schema_version, event.data.clone())
+            .map_err(|e| FoldError::new(event, e.0))?;
+    let mut document = match (document, decoded) {
+        (None, BoardEvent::BoardCreated { title, columns }) => Document {
+            board_id: doc_id.to_owned(),
+            title,
+            version: 0,
+            last_activity_at: String::new(),
+            columns: columns.into_iter().map(Column::new).collect(),
+            archived_count: 0,
+        },
+        (None, _) => {
+            return Err(FoldError::new(
+                event,
+                "the board has no summary yet: its first event must be BoardCreated",
+            ));
+        }
+        (Some(mut document), decoded) => {
+            document
+                .fold(decoded)
+                .map_err(|reason| FoldError::new(event, reason))?;
+            document
+        }
+    };
+    document.version = event.seq;
+    document.last_activity_at = last_activity_at;
+    Ok(document)
 }
 
 #[cfg(test)]
@@ -1038,5 +1085,59 @@ mod tests {
         assert_eq!(document.columns[1].wip_limit, Some(3));
         assert_eq!(document.columns[0].cards[0].card_id, "c1");
         assert_eq!(serde_json::to_value(&document).unwrap(), documents["b1"]);
+    }
+
+    // ---- apply_events: a page folded at once ----
+
+    /// Every way to cut a history into a stored prefix and a page folded by `apply_events`
+    /// gives what `apply` gives one event at a time, redeliveries included.
+    #[test]
+    fn a_page_folded_at_once_equals_its_events_folded_one_by_one() {
+        let mut events = board(&[
+            created(),
+            added("c1", "Inbox"),
+            added("c2", "Inbox"),
+            moved("c1", "Inbox", "Doing"),
+            limit("Doing", Some(1)),
+            archived("c2", "Inbox"),
+        ]);
+        events.insert(3, events[2].clone()); // a redelivery inside the page
+        for cut in 0..events.len() {
+            let stored = fold_all(&BoardSummary, &events[..cut])
+                .unwrap()
+                .remove("b1");
+            let page: Vec<&EventEnvelope> = events[cut..].iter().collect();
+            let mut one_by_one = stored.clone();
+            for event in &page {
+                one_by_one = BoardSummary
+                    .apply("b1", one_by_one.as_ref(), event)
+                    .unwrap();
+            }
+            let at_once = BoardSummary.apply_events("b1", stored, &page).unwrap();
+            assert_eq!(at_once, one_by_one, "cut after {cut} events");
+        }
+    }
+
+    #[test]
+    fn a_page_fails_at_its_first_event_that_cannot_fold() {
+        let events = board(&[created(), added("c1", "Inbox")]);
+        let stored = fold_all(&BoardSummary, &events).unwrap().remove("b1");
+        let bad = at(3, &archived("nope", "Inbox"));
+        let after = at(4, &added("c9", "Inbox"));
+        let error = BoardSummary
+            .apply_events("b1", stored.clone(), &[&bad, &after])
+            .unwrap_err();
+        assert_eq!(error.seq, 3);
+        let gap = at(5, &added("c9", "Inbox"));
+        let error = BoardSummary
+            .apply_events("b1", stored, &[&gap])
+            .unwrap_err();
+        assert_eq!(error.seq, 5);
+        let elsewhere = envelope("board", "b2", 1, &created());
+        assert!(
+            BoardSummary
+                .apply_events("b1", None, &[&elsewhere])
+                .is_err()
+        );
     }
 }

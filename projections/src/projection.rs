@@ -58,6 +58,25 @@ pub trait Projection: Sync {
         event: &EventEnvelope,
     ) -> Result<Option<Value>, FoldError>;
 
+    /// The document's body after `events`, folded in order: exactly what
+    /// [`Projection::apply`] gives for each in turn (the default does that). The projector
+    /// folds a page's events document by document through it, so a projection whose documents
+    /// grow large (a board with all its cards) overrides it to decode and encode the body
+    /// once per page instead of once per event. The error is the first event's that cannot be
+    /// folded; the projector then folds that page event by event to fault at it.
+    fn apply_events(
+        &self,
+        doc_id: &str,
+        current: Option<Value>,
+        events: &[&EventEnvelope],
+    ) -> Result<Option<Value>, FoldError> {
+        let mut body = current;
+        for event in events {
+            body = self.apply(doc_id, body.as_ref(), event)?;
+        }
+        Ok(body)
+    }
+
     /// The list index of a body this projection produced.
     fn index(&self, body: &Value) -> ListIndex;
 

@@ -30,12 +30,15 @@
 //! * [`consumer`] — consumer groups for agent loops: [`GroupState`], the pure state machine of
 //!   a `ConsumerGroup` object (cursors, leases on batches, ack/nack, retries with backoff,
 //!   parking and replay), its [`GroupConfig`] and client-facing [`ConsumerError`]s.
+//! * [`pacing`] — [`pacing::next_run`]: when a background step (forwarding, waking
+//!   projectors) runs next — at once after a quiet spell, at most once per interval under load.
 //! * [`error`] — [`FormatError`], the one error of the batch and segment formats.
 
 pub mod batch;
 pub mod consumer;
 pub mod error;
 pub mod filter;
+pub mod pacing;
 pub mod partition;
 pub mod segment;
 pub mod watermark;

@@ -11,6 +11,9 @@
 //   --remove-on-exit DIR  delete DIR after a graceful stop (for runtimes whose owner
 //                       cannot clean up after them, e.g. one shared by a whole test binary).
 //
+// EDGELOOP_INSPECTOR_PORT=N in the environment opens workerd's V8 inspector on 127.0.0.1:N
+// (for bench/profile.mjs: a CPU profile of the Worker and its objects, wasm by Rust name).
+//
 // Prints exactly one line on stdout when the Worker answers: {"url":"http://127.0.0.1:PORT"}.
 // Everything else (Miniflare's log, the Worker's console) goes to stderr.
 // Runs until SIGTERM/SIGINT or until stdin closes (the parent died), then disposes
@@ -96,6 +99,13 @@ const v4 = {
     logRequests: false,
     telemetry: { enabled: false },
 };
+if (process.env.EDGELOOP_INSPECTOR_PORT) {
+    const inspector = Number(process.env.EDGELOOP_INSPECTOR_PORT);
+    if (!Number.isInteger(inspector) || inspector <= 0 || inspector > 65535) {
+        fail(`bad EDGELOOP_INSPECTOR_PORT ${process.env.EDGELOOP_INSPECTOR_PORT}`);
+    }
+    v4.inspectorPort = inspector;
+}
 if (values.persist) {
     fs.mkdirSync(values.persist, { recursive: true });
     v4.resourcePersistencePath = path.resolve(values.persist);

@@ -53,6 +53,9 @@ pub struct AggregateObject {
     /// Whether an alarm is already set to forward what was committed (cleared when it
     /// fires), so a burst of commands sets it once.
     forward_armed: Cell<bool>,
+    /// When the last forward started (Unix ms, 0 before the first): the next one runs no
+    /// sooner than `STREAM_FORWARD_INTERVAL_MS` after it.
+    last_forward_at: Cell<i64>,
     /// While forwarding backs off after a failure (Unix ms): commands committed meanwhile
     /// leave the retry alarm where it is instead of trying at once.
     forward_backoff_until: Cell<i64>,
@@ -109,6 +112,7 @@ impl DurableObject for AggregateObject {
             env,
             identity,
             forward_armed: Cell::new(false),
+            last_forward_at: Cell::new(0),
             forward_backoff_until: Cell::new(0),
             store: RefCell::new(None),
             loaded: RefCell::new(None),
@@ -124,6 +128,7 @@ impl DurableObject for AggregateObject {
     /// backoff until it acknowledges them) and closes sockets whose token has expired.
     async fn alarm(&self) -> Result<Response> {
         self.forward_armed.set(false);
+        self.last_forward_at.set(now_ms());
         let retry_at = self.forward().await;
         self.forward_backoff_until.set(retry_at.unwrap_or(0));
         if let Some(retry_at) = retry_at {
@@ -463,8 +468,10 @@ impl AggregateObject {
         Ok(response)
     }
 
-    /// Sets the alarm to fire now, in the same synchronous step as the append it
-    /// follows: the alarm write joins the append's write (the object's write coalescing
+    /// Sets the alarm to forward, in the same synchronous step as the append it follows:
+    /// at once after a quiet spell, else `STREAM_FORWARD_INTERVAL_MS` after the last forward
+    /// started, so commits in between travel in one batch ([`stream::pacing`]). The alarm
+    /// write joins the append's write (the object's write coalescing
     /// commits both or neither), so committed events are always forwarded — after a crash
     /// too — without an `.await` inside the command. Polling `set_alarm` once issues the
     /// runtime call; nothing is left to wait for.
@@ -472,8 +479,13 @@ impl AggregateObject {
         if now_ms() < self.forward_backoff_until.get() || self.forward_armed.replace(true) {
             return; // an alarm is set already: the next attempt, or the retry after a failure
         }
+        let at = stream::pacing::next_run(
+            now_ms(),
+            self.last_forward_at.get(),
+            self.config.stream_forward_interval_ms,
+        );
         let storage = self.state.storage();
-        let _ = futures_util::FutureExt::now_or_never(storage.set_alarm(at_unix_ms(now_ms())));
+        let _ = futures_util::FutureExt::now_or_never(storage.set_alarm(at_unix_ms(at)));
     }
 
     /// Forwards what the partition has not acknowledged yet. Returns when to try again

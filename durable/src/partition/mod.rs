@@ -44,6 +44,9 @@ pub struct StreamPartition {
     store: RefCell<Option<PartitionStore>>,
     /// Whether the alarm is set to wake projectors (cleared when it fires).
     alarm_armed: Cell<bool>,
+    /// When the projectors were last woken (Unix ms, 0 before the first): the next wake
+    /// comes no sooner than `PROJECTION_WAKE_INTERVAL_MS` after it.
+    last_wake_at: Cell<i64>,
     instance: String,
 }
 
@@ -60,6 +63,7 @@ impl DurableObject for StreamPartition {
             identity,
             store: RefCell::new(None),
             alarm_armed: Cell::new(false),
+            last_wake_at: Cell::new(0),
             instance: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -72,6 +76,7 @@ impl DurableObject for StreamPartition {
     /// token expired.
     async fn alarm(&self) -> Result<Response> {
         self.alarm_armed.set(false);
+        self.last_wake_at.set(now_ms());
         self.wake_projectors().await;
         if let Err(error) = self.archive().await {
             worker::console_error!("archiving failed: {error}");
@@ -186,13 +191,17 @@ impl StreamPartition {
         if !appended.is_empty() {
             self.broadcast(partition, &appended);
             // The alarm wakes the projectors and archives what the policy allows; it is
-            // set in this synchronous step, so it commits with the events.
-            // `PROJECTION_WAKE_DELAY_MS` later: appends that arrive meanwhile share the wake,
-            // so under load each projector folds a page of events per catch-up instead of
-            // one read and one document rewrite per event.
+            // set in this synchronous step, so it commits with the events. Paced
+            // (`PROJECTION_WAKE_INTERVAL_MS`, `stream::pacing`): at once after a quiet
+            // spell; under load, appends share a wake, so each projector folds a page of
+            // events per catch-up instead of one read and one document rewrite per event.
             if !self.alarm_armed.replace(true) {
                 let storage = self.state.storage();
-                let at = now_ms() + self.config.projection_wake_delay_ms as i64;
+                let at = stream::pacing::next_run(
+                    now_ms(),
+                    self.last_wake_at.get(),
+                    self.config.projection_wake_interval_ms,
+                );
                 let _ = futures_util::FutureExt::now_or_never(storage.set_alarm(at_unix_ms(at)));
             }
         }

@@ -27,7 +27,7 @@ use std::cell::RefCell;
 
 use domain::EventEnvelope;
 use projections::Projection;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use worker::{
     DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage,
@@ -676,9 +676,13 @@ impl Projector {
         let now = now_ms();
         let limits = self.feed_limits();
         for (_, change, revision) in changes {
+            let sockets = self.state.get_websockets_with_tag(&change.doc_id);
+            if sockets.is_empty() {
+                continue; // nobody watches it: don't serialize the body for nothing
+            }
             let frame = document_frame(&change.doc_id, *revision, change.body.as_ref());
             let entries = [(*revision, frame)];
-            for socket in self.state.get_websockets_with_tag(&change.doc_id) {
+            for socket in sockets {
                 let Some(mut feed) = sockets::load(&socket) else {
                     continue;
                 };
@@ -754,7 +758,21 @@ impl FeedLog for DocumentLog<'_> {
 
 /// `{"kind":"document","doc_id","revision","body"}` (`body: null`: deleted).
 fn document_frame(doc_id: &str, revision: u64, body: Option<&Value>) -> String {
-    json!({ "kind": "document", "doc_id": doc_id, "revision": revision, "body": body }).to_string()
+    /// Borrows the body: `json!` would copy the whole document first.
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        kind: &'static str,
+        doc_id: &'a str,
+        revision: u64,
+        body: Option<&'a Value>,
+    }
+    serde_json::to_string(&Frame {
+        kind: "document",
+        doc_id,
+        revision,
+        body,
+    })
+    .unwrap_or_default()
 }
 
 /// A list cursor `"{sort_key}:{doc_id}"`.

@@ -73,6 +73,14 @@ CREATE INDEX search_rows_by_kind ON search_rows (generation, kind);
 /// the text.
 const BM25_WEIGHTS: &str = "4.0, 1.0";
 
+/// A page folded in memory: doc id → (offset of the last event folded into it, body or
+/// `None` if deleted); aggregate → highest seq applied; the last offset applied.
+type FoldedPage = (
+    BTreeMap<String, (u64, Option<Value>)>,
+    BTreeMap<String, u64>,
+    u64,
+);
+
 /// One search hit, best first.
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchHit {
@@ -328,7 +336,63 @@ impl ProjectorStore {
         // The page is folded in memory first: each document touched is read from storage
         // once, folded through every event of the page, and written once at the end (with
         // its search entry); watermarks likewise. Still one synchronous step with the
-        // checkpoint, so the page applies entirely or not at all.
+        // checkpoint, so the page applies entirely or not at all. Document by document
+        // first (`Projection::apply_events`: one decode and encode of a body per page); if
+        // an event cannot be folded or a document outgrows the limit, event by event, so
+        // the generation faults at that exact event with everything before it applied.
+        let (folded_docs, watermarks, applied_through) = match self.fold_by_document(
+            projection,
+            generation,
+            events,
+            checkpoint,
+            max_document_bytes,
+        )? {
+            Some(folded) => folded,
+            None => self.fold_by_event(
+                projection,
+                generation,
+                events,
+                checkpoint,
+                max_document_bytes,
+            )?,
+        };
+        let mut changes = Vec::with_capacity(folded_docs.len());
+        for (doc_id, (offset, body)) in folded_docs {
+            let change = DocChange { doc_id, body };
+            let revision = self.write(projection, generation, &change)?;
+            changes.push((offset, change, revision));
+        }
+        changes.sort_by_key(|(offset, _, _)| *offset);
+        for (aggregate, seq) in watermarks {
+            self.sql
+                .exec(
+                    "INSERT INTO watermarks (generation, aggregate, seq) VALUES (?, ?, ?)
+                     ON CONFLICT (generation, aggregate) DO UPDATE SET seq = max(seq, excluded.seq)",
+                    vec![int(generation), aggregate.into(), int(seq)],
+                )
+                .map_err(err)?;
+        }
+        self.sql
+            .exec(
+                "INSERT INTO checkpoints (generation, partition, stream_offset, head) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (generation, partition) DO UPDATE SET stream_offset = excluded.stream_offset, head = max(head, excluded.head)",
+                vec![int(generation), int(u64::from(partition)), int(applied_through), int(head)],
+            )
+            .map_err(err)?;
+        Ok(changes)
+    }
+
+    /// The page folded event by event up to the first event that cannot be folded (which
+    /// faults the generation): documents (offset of the last event folded into each, body),
+    /// watermarks per aggregate, and the last offset applied.
+    fn fold_by_event(
+        &mut self,
+        projection: &dyn Projection,
+        generation: u64,
+        events: &[EventEnvelope],
+        checkpoint: u64,
+        max_document_bytes: usize,
+    ) -> Result<FoldedPage, SqlError> {
         let mut folded_docs: BTreeMap<String, (u64, Option<Value>)> = BTreeMap::new();
         let mut watermarks: BTreeMap<String, u64> = BTreeMap::new();
         let mut applied_through = checkpoint;
@@ -391,30 +455,60 @@ impl ProjectorStore {
             *mark = (*mark).max(event.seq);
             applied_through = offset;
         }
-        let mut changes = Vec::with_capacity(folded_docs.len());
-        for (doc_id, (offset, body)) in folded_docs {
-            let change = DocChange { doc_id, body };
-            let revision = self.write(projection, generation, &change)?;
-            changes.push((offset, change, revision));
+        Ok((folded_docs, watermarks, applied_through))
+    }
+
+    /// The page folded document by document, each through all of its events at once
+    /// ([`Projection::apply_events`]); `None` if an event cannot be folded or a document
+    /// would be over `max_document_bytes` (then [`Self::fold_by_event`] finds which).
+    fn fold_by_document(
+        &self,
+        projection: &dyn Projection,
+        generation: u64,
+        events: &[EventEnvelope],
+        checkpoint: u64,
+        max_document_bytes: usize,
+    ) -> Result<Option<FoldedPage>, SqlError> {
+        let mut pages: BTreeMap<String, (u64, Vec<&EventEnvelope>)> = BTreeMap::new();
+        let mut watermarks: BTreeMap<String, u64> = BTreeMap::new();
+        let mut applied_through = checkpoint;
+        for event in events {
+            let Some(offset) = event.position.map(|p| p.offset) else {
+                return Err("an event from the stream without a position".into());
+            };
+            if offset <= applied_through {
+                continue; // already applied (a concurrent catch-up got here first)
+            }
+            for doc_id in projection.document_ids(event) {
+                let (last, page) = pages.entry(doc_id).or_default();
+                *last = offset;
+                page.push(event);
+            }
+            let mark = watermarks
+                .entry(format!("{}/{}", event.aggregate_type, event.aggregate_id))
+                .or_default();
+            *mark = (*mark).max(event.seq);
+            applied_through = offset;
         }
-        changes.sort_by_key(|(offset, _, _)| *offset);
-        for (aggregate, seq) in watermarks {
-            self.sql
-                .exec(
-                    "INSERT INTO watermarks (generation, aggregate, seq) VALUES (?, ?, ?)
-                     ON CONFLICT (generation, aggregate) DO UPDATE SET seq = max(seq, excluded.seq)",
-                    vec![int(generation), aggregate.into(), int(seq)],
-                )
-                .map_err(err)?;
+        let mut folded_docs = BTreeMap::new();
+        for (doc_id, (last, page)) in pages {
+            let current = self
+                .document(generation, &doc_id)
+                .ok()
+                .flatten()
+                .map(|d| d.body);
+            let Ok(body) = projection.apply_events(&doc_id, current, &page) else {
+                return Ok(None);
+            };
+            if body
+                .as_ref()
+                .is_some_and(|b| b.to_string().len() > max_document_bytes)
+            {
+                return Ok(None);
+            }
+            folded_docs.insert(doc_id, (last, body));
         }
-        self.sql
-            .exec(
-                "INSERT INTO checkpoints (generation, partition, stream_offset, head) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (generation, partition) DO UPDATE SET stream_offset = excluded.stream_offset, head = max(head, excluded.head)",
-                vec![int(generation), int(u64::from(partition)), int(applied_through), int(head)],
-            )
-            .map_err(err)?;
-        Ok(changes)
+        Ok(Some((folded_docs, watermarks, applied_through)))
     }
 
     /// Writes one change; returns the document's new revision (0 for a delete).
