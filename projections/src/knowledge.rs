@@ -243,47 +243,43 @@ impl Projection for Knowledge {
         current: Option<&Value>,
         event: &EventEnvelope,
     ) -> Result<Option<Value>, FoldError> {
-        match document_id(event) {
-            Some(id) if id == doc_id => {}
-            _ => {
-                return Err(FoldError::new(
-                    event,
-                    format!("knowledge document `{doc_id}` does not fold this event"),
-                ));
-            }
-        }
+        check_document(doc_id, event)?;
         let document: Option<Document> = current.map(|b| decode_body(b, event)).transpose()?;
-        let version = document.as_ref().map_or(0, |d| d.version);
-        let follows_whole_aggregate =
-            event.aggregate_type == Feedback::TYPE || event.aggregate_type == ErrorGroup::TYPE;
-        let position = if follows_whole_aggregate {
-            sequence(version, event)?
-        } else if event.seq <= version {
-            Sequence::AlreadyFolded
-        } else {
-            Sequence::Next
-        };
-        if position == Sequence::AlreadyFolded {
+        if already_folded(document.as_ref(), event)? {
             return Ok(current.cloned());
         }
-        let updated_at_ms = recorded_at_ms(event)?;
-        let source = (event.aggregate_type.as_str(), event.aggregate_id.as_str());
-        let folded = match source.0 {
-            Feedback::TYPE => fold_feedback(document, source, doc_id, decode::<Feedback>(event)?),
-            Board::TYPE => fold_card(document, source, doc_id, decode::<Board>(event)?),
-            ErrorGroup::TYPE => {
-                fold_error_group(document, source, doc_id, decode::<ErrorGroup>(event)?)
-            }
-            _ => Ok(fold_repository(
-                document,
-                source,
-                decode::<Repository>(event)?,
-            )),
+        Ok(Some(encode_body(&fold_document(doc_id, document, event)?)))
+    }
+
+    /// Decodes the document once, folds every event into it, encodes it once (a card's
+    /// document carries up to 8 KiB of comments).
+    fn apply_events(
+        &self,
+        doc_id: &str,
+        current: Option<Value>,
+        events: &[&EventEnvelope],
+    ) -> Result<Option<Value>, FoldError> {
+        let Some(first) = events.first() else {
+            return Ok(current);
         };
-        let mut document = folded.map_err(|reason| FoldError::new(event, reason))?;
-        document.updated_at_ms = updated_at_ms;
-        document.version = event.seq;
-        Ok(Some(encode_body(&document)))
+        check_document(doc_id, first)?;
+        let mut document: Option<Document> = current
+            .as_ref()
+            .map(|b| decode_body(b, first))
+            .transpose()?;
+        let mut changed = false;
+        for event in events {
+            check_document(doc_id, event)?;
+            if already_folded(document.as_ref(), event)? {
+                continue;
+            }
+            document = Some(fold_document(doc_id, document, event)?);
+            changed = true;
+        }
+        Ok(match (changed, document) {
+            (true, Some(document)) => Some(encode_body(&document)),
+            _ => current,
+        })
     }
 
     fn index(&self, body: &Value) -> ListIndex {
@@ -300,6 +296,57 @@ impl Projection for Knowledge {
     fn list_filters(&self) -> &'static [&'static str] {
         FILTERS
     }
+}
+
+/// The error of an event that does not fold into the document `doc_id`.
+fn check_document(doc_id: &str, event: &EventEnvelope) -> Result<(), FoldError> {
+    match document_id(event) {
+        Some(id) if id == doc_id => Ok(()),
+        _ => Err(FoldError::new(
+            event,
+            format!("knowledge document `{doc_id}` does not fold this event"),
+        )),
+    }
+}
+
+/// Whether `document` has folded `event` already. Feedback and error groups are followed
+/// event by event (a gap is a fault); a card sees only its own events of its board's
+/// sequence, so it only skips what it has seen.
+fn already_folded(document: Option<&Document>, event: &EventEnvelope) -> Result<bool, FoldError> {
+    let version = document.map_or(0, |d| d.version);
+    let follows_whole_aggregate =
+        event.aggregate_type == Feedback::TYPE || event.aggregate_type == ErrorGroup::TYPE;
+    Ok(if follows_whole_aggregate {
+        sequence(version, event)? == Sequence::AlreadyFolded
+    } else {
+        event.seq <= version
+    })
+}
+
+/// Folds an event the document has not seen yet (`None`: no document yet).
+fn fold_document(
+    doc_id: &str,
+    document: Option<Document>,
+    event: &EventEnvelope,
+) -> Result<Document, FoldError> {
+    let updated_at_ms = recorded_at_ms(event)?;
+    let source = (event.aggregate_type.as_str(), event.aggregate_id.as_str());
+    let folded = match source.0 {
+        Feedback::TYPE => fold_feedback(document, source, doc_id, decode::<Feedback>(event)?),
+        Board::TYPE => fold_card(document, source, doc_id, decode::<Board>(event)?),
+        ErrorGroup::TYPE => {
+            fold_error_group(document, source, doc_id, decode::<ErrorGroup>(event)?)
+        }
+        _ => Ok(fold_repository(
+            document,
+            source,
+            decode::<Repository>(event)?,
+        )),
+    };
+    let mut document = folded.map_err(|reason| FoldError::new(event, reason))?;
+    document.updated_at_ms = updated_at_ms;
+    document.version = event.seq;
+    Ok(document)
 }
 
 /// The document `event` touches, if any. Read from the raw payload (every schema version of
@@ -507,9 +554,8 @@ fn fold_card(
         (Some(mut document), BoardEvent::CardCommented { author, text, .. }) => {
             let comments = document.number("comments").saturating_add(1);
             document.set("comments", comments);
-            let mut lines = document.lines_from(2);
-            lines.push(cut_bytes(&clean(&format!("{author}: {text}")), LINE_BYTES));
-            document.text = card_text(&document, lines);
+            let line = cut_bytes(&clean(&format!("{author}: {text}")), LINE_BYTES);
+            document.text = with_newest_line(&document.text, &line);
             return Ok(document);
         }
         (Some(mut document), BoardEvent::CardArchived { column, .. }) => {
@@ -771,6 +817,46 @@ fn ci_run(source: (&str, &str), run: WorkflowRunRecorded, status: &str) -> Docum
 /// `header` lines, then the last of `lines` (newest, in order) that fit in
 /// [`MAX_TEXT_BYTES`]. Every line is at most [`LINE_BYTES`] and the headers are one or two
 /// lines, so the header always fits. Trailing empty lines are dropped.
+/// A card's `text` (its two header lines, then comment lines) with `line` added as the newest
+/// comment: exactly `lines_within([title, labels], comments + [line])`, without splitting the
+/// whole text into lines — the oldest comments are dropped from the front until the text
+/// fits. (A card collects comments one event at a time, so this is the hot path.)
+fn with_newest_line(text: &str, line: &str) -> String {
+    let mut parts = text.splitn(3, '\n');
+    let title = parts.next().unwrap_or_default();
+    let labels = parts.next().unwrap_or_default();
+    let comments = parts.next();
+    let header_bytes = title.len() + 1 + labels.len();
+    let budget = MAX_TEXT_BYTES.saturating_sub(header_bytes);
+    let mut kept = match comments {
+        Some(comments) => format!("{comments}\n{line}"),
+        None => line.to_owned(),
+    };
+    // The comment lines kept cost their bytes plus a newline each: `kept.len() + 1`.
+    let mut start = 0;
+    while kept.len() - start + 1 > budget {
+        match kept[start..].find('\n') {
+            Some(at) => start += at + 1,
+            None => {
+                start = kept.len();
+                break;
+            }
+        }
+    }
+    kept.drain(..start);
+    let mut text = String::with_capacity(header_bytes + 1 + kept.len());
+    text.push_str(title);
+    text.push('\n');
+    text.push_str(labels);
+    if !kept.is_empty() {
+        text.push('\n');
+        text.push_str(&kept);
+    }
+    let end = text.trim_end_matches('\n').len();
+    text.truncate(end);
+    text
+}
+
 fn lines_within(header: Vec<String>, lines: Vec<String>) -> String {
     let mut text = header.join("\n");
     let mut budget = MAX_TEXT_BYTES.saturating_sub(text.len());
@@ -2618,5 +2704,72 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted, STOPWORDS, "sorted, for binary_search");
+    }
+
+    // ---- apply_events: a page folded at once ----
+
+    /// Every cut of a history into what is stored and a page folded by `apply_events` gives,
+    /// per document, what `apply` gives one event at a time, redeliveries included.
+    #[test]
+    fn a_page_folded_at_once_equals_its_events_folded_one_by_one() {
+        let mut events = vec![
+            feedback(1, &submitted("Checkout fails")),
+            board(1, &created()),
+            board(2, &card_added("c7", "Checkout")),
+            board(3, &comment("c7", "seen on iOS")),
+            feedback(2, &triaged()),
+            board(4, &comment("c7", "and Android")),
+        ];
+        events.insert(4, events[3].clone()); // a redelivery inside the page
+        for cut in 0..events.len() {
+            let stored = fold_all(&Knowledge, &events[..cut]).unwrap();
+            let mut doc_ids: Vec<String> = events
+                .iter()
+                .flat_map(|e| Knowledge.document_ids(e))
+                .collect();
+            doc_ids.dedup();
+            for doc_id in doc_ids {
+                let page: Vec<&EventEnvelope> = events[cut..]
+                    .iter()
+                    .filter(|e| Knowledge.document_ids(e).contains(&doc_id))
+                    .collect();
+                let mut one_by_one = stored.get(&doc_id).cloned();
+                for event in &page {
+                    one_by_one = Knowledge
+                        .apply(&doc_id, one_by_one.as_ref(), event)
+                        .unwrap();
+                }
+                let at_once = Knowledge
+                    .apply_events(&doc_id, stored.get(&doc_id).cloned(), &page)
+                    .unwrap();
+                assert_eq!(at_once, one_by_one, "{doc_id}, cut after {cut} events");
+            }
+        }
+    }
+
+    /// Adding a comment line in place keeps exactly the lines that rebuilding the text from
+    /// all its lines keeps, at every length around the 8 KiB budget (and empty labels).
+    #[test]
+    fn a_comment_added_in_place_equals_the_text_rebuilt_from_its_lines() {
+        for labels in ["", "bug, mobile"] {
+            let header = vec![s("A title"), s(labels)];
+            let mut lines: Vec<String> = Vec::new();
+            let mut text = lines_within(header.clone(), Vec::new());
+            for i in 0..400usize {
+                let line = "x".repeat(1 + (i * 37) % 700) + &format!(" {i}");
+                let line = if i % 97 == 5 {
+                    "y".repeat(MAX_TEXT_BYTES)
+                } else {
+                    line
+                };
+                text = with_newest_line(&text, &line);
+                lines.push(line);
+                assert_eq!(
+                    text,
+                    lines_within(header.clone(), lines.clone()),
+                    "after {i}"
+                );
+            }
+        }
     }
 }

@@ -55,8 +55,8 @@ CREATE INDEX events_by_event_id ON events (event_id);
 ",
 ];
 
-/// The columns of `events`, in the one order the statements and [`row_json`] /
-/// [`decode_row`] use.
+/// The columns of `events`, in the one order the statements, [`row_json`] and
+/// [`JsonRow`] use.
 const COLUMNS: [&str; 13] = [
     "stream_offset",
     "aggregate_type",
@@ -115,51 +115,74 @@ fn row_json(offset: u64, batch: &ForwardBatch, e: &ForwardedEvent) -> serde_json
     ])
 }
 
-fn decode_row(row: &[SqlStorageValue]) -> Result<SegmentEvent, SqlError> {
-    let [
-        offset,
-        aggregate_type,
-        aggregate_id,
-        seq,
-        event_id,
-        event_type,
-        schema_version,
-        payload,
-        recorded_at,
-        command_id,
-        correlation_id,
-        causation_id,
-        actor,
-    ] = row
-    else {
-        return Err(format!(
-            "expected {} columns, got {}",
-            COLUMNS.len(),
-            row.len()
-        ));
-    };
-    let SqlStorageValue::Blob(payload) = payload else {
-        return Err("payload is not a blob".into());
-    };
-    Ok(SegmentEvent {
-        offset: integer(offset)? as u64,
-        aggregate_type: text(aggregate_type).unwrap_or_default(),
-        aggregate_id: text(aggregate_id).unwrap_or_default(),
-        event: ForwardedEvent {
-            seq: integer(seq)? as u64,
-            event_id: text(event_id).unwrap_or_default(),
-            event_type: text(event_type).unwrap_or_default(),
-            schema_version: integer(schema_version)? as u32,
-            data_msgpack: payload.clone(),
-            recorded_at_ms: integer(recorded_at)?,
-            metadata: Metadata {
-                command_id: text(command_id),
-                correlation_id: text(correlation_id),
-                causation_id: text(causation_id),
-                actor: text(actor),
-            },
-        },
+/// The columns as `json_array` arguments, in [`COLUMNS`] order; the payload as hex (JSON has
+/// no bytes).
+fn json_list() -> &'static str {
+    static LIST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| {
+        COLUMNS
+            .iter()
+            .map(|c| if *c == "payload" { "hex(payload)" } else { c })
+            .collect::<Vec<_>>()
+            .join(", ")
     })
+}
+
+/// One row of the hot table as `json_array(json_list())` gives it.
+#[derive(serde::Deserialize)]
+struct JsonRow(
+    u64,
+    String,
+    String,
+    u64,
+    String,
+    String,
+    u32,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+impl JsonRow {
+    fn into_event(self) -> Result<SegmentEvent, SqlError> {
+        let JsonRow(
+            offset,
+            aggregate_type,
+            aggregate_id,
+            seq,
+            event_id,
+            event_type,
+            schema_version,
+            payload,
+            recorded_at_ms,
+            command_id,
+            correlation_id,
+            causation_id,
+            actor,
+        ) = self;
+        Ok(SegmentEvent {
+            offset,
+            aggregate_type,
+            aggregate_id,
+            event: ForwardedEvent {
+                seq,
+                event_id,
+                event_type,
+                schema_version,
+                data_msgpack: hex::decode(payload).map_err(err)?,
+                recorded_at_ms,
+                metadata: Metadata {
+                    command_id,
+                    correlation_id,
+                    causation_id,
+                    actor,
+                },
+            },
+        })
+    }
 }
 
 /// Payload bytes after which a read page stops (it always holds at least one event).
@@ -376,24 +399,21 @@ impl PartitionStore {
             let n = bindings.len();
             conditions.push(format!("(correlation_id = ?{n} OR event_id = ?{n})"));
         }
+        // One row out of SQLite for the whole page (a JSON array of rows), not 13 values per
+        // event: each value crossing from the runtime into the Worker's wasm costs more than
+        // parsing it (the CPU profile of a projector's catch-up had 20% in row iteration).
+        // The payload budget is applied in SQL too: an event is in the page while the
+        // payload bytes before it are under READ_BUDGET_BYTES.
         let query = format!(
-            "SELECT {} FROM events WHERE {} ORDER BY stream_offset LIMIT ?3",
-            select_list(),
+            "SELECT json_group_array(json_array({})) FILTER (WHERE before < {READ_BUDGET_BYTES}),
+                    count(*) FILTER (WHERE before >= {READ_BUDGET_BYTES})
+             FROM (SELECT *, sum(length(payload)) OVER (ORDER BY stream_offset) - length(payload) AS before
+                   FROM events WHERE {} ORDER BY stream_offset LIMIT ?3)",
+            json_list(),
             conditions.join(" AND ")
         );
-        let cursor = self.sql.exec(&query, bindings).map_err(err)?;
-        let mut events = Vec::new();
-        let mut bytes = 0;
-        let mut cut_short = false;
-        for row in cursor.raw() {
-            if bytes >= READ_BUDGET_BYTES {
-                cut_short = true;
-                break;
-            }
-            let event = decode_row(&row.map_err(err)?)?;
-            bytes += event.event.data_msgpack.len();
-            events.push(event);
-        }
+        let (events, left_out) = self.page_of_rows(&query, bindings)?;
+        let cut_short = left_out > 0;
         let last_looked_at = match events.last() {
             Some(last) if cut_short || events.len() >= limit => last.offset,
             _ => scan_end,
@@ -406,20 +426,37 @@ impl PartitionStore {
 
     /// The events `first..=last` of the hot table, for sealing into a segment.
     pub fn range(&self, first: u64, last: u64) -> Result<Vec<SegmentEvent>, SqlError> {
-        let cursor = self
-            .sql
-            .exec(
-                &format!(
-                    "SELECT {} FROM events WHERE stream_offset BETWEEN ? AND ? ORDER BY stream_offset",
-                    select_list()
-                ),
-                vec![int(first), int(last)],
-            )
-            .map_err(err)?;
-        cursor
-            .raw()
-            .map(|row| decode_row(&row.map_err(err)?))
-            .collect()
+        let query = format!(
+            "SELECT json_group_array(json_array({})), 0
+             FROM (SELECT * FROM events WHERE stream_offset BETWEEN ? AND ? ORDER BY stream_offset)",
+            json_list()
+        );
+        Ok(self.page_of_rows(&query, vec![int(first), int(last)])?.0)
+    }
+
+    /// Runs a query answering one row `(JSON array of rows as [`json_list`] lists them,
+    /// a count)` and decodes the rows, in the order the array holds them.
+    fn page_of_rows(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<(Vec<SegmentEvent>, u64), SqlError> {
+        let cursor = self.sql.exec(query, bindings).map_err(err)?;
+        let Some(row) = cursor.raw().next() else {
+            return Err("an aggregate query answered no row".into());
+        };
+        let row = row.map_err(err)?;
+        let [rows, count] = row.as_slice() else {
+            return Err(format!("expected 2 columns, got {}", row.len()));
+        };
+        let count = integer(count)? as u64;
+        let rows = text(rows).unwrap_or_else(|| "[]".to_owned());
+        let rows: Vec<JsonRow> = serde_json::from_str(&rows).map_err(err)?;
+        let events = rows
+            .into_iter()
+            .map(JsonRow::into_event)
+            .collect::<Result<_, _>>()?;
+        Ok((events, count))
     }
 
     /// Records a segment written to R2 and drops its events from the hot table — one
