@@ -96,8 +96,8 @@ impl Default for Config {
             telemetry_window_ms: 10_000,
             telemetry_rate_per_minute: 60_000,
             knowledge_max_results: 50,
-            projection_wake_interval_ms: 10,
-            stream_forward_interval_ms: 10,
+            projection_wake_interval_ms: 50,
+            stream_forward_interval_ms: 20,
         }
     }
 }
