@@ -24,6 +24,10 @@ const { values } = parseArgs({
     strict: true,
 });
 
+if (typeof WebSocket === "undefined") {
+    console.error("bench/profile.mjs needs Node 22's WebSocket: `source scripts/env.sh` puts it on PATH");
+    process.exit(2);
+}
 const targets = await (await fetch(`http://127.0.0.1:${values.port}/json`)).json();
 const target = targets.find((t) => t.webSocketDebuggerUrl);
 if (!target) throw new Error(`no inspector target on port ${values.port}`);

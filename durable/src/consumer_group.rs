@@ -539,7 +539,7 @@ impl ConsumerGroup {
         let mut events = BTreeMap::new();
         let mut after = first.saturating_sub(1);
         while after < last {
-            let mut response = Call {
+            let response = Call {
                 caller: None,
                 op: PartitionOp::Read {
                     after,
@@ -556,8 +556,8 @@ impl ConsumerGroup {
                     response.status_code()
                 )));
             }
-            let page: Page =
-                rmp_serde::from_slice(&response.bytes().await?).map_err(ApiError::internal)?;
+            let page: Page = rmp_serde::from_slice(&crate::call::body_bytes(response).await?)
+                .map_err(ApiError::internal)?;
             for event in page.events {
                 if let Some(position) = event.position
                     && position.offset <= last

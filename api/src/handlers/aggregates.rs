@@ -149,11 +149,11 @@ pub async fn handle(
     if let Some(cached) = cache.get(&key).await {
         return Ok(cached_response(cached, "hit"));
     }
-    let mut response = call.send(&stub, upgrade, body).await?;
+    let response = call.send(&stub, upgrade, body).await?;
     if response.status_code() != 200 {
         return Ok(response);
     }
-    let bytes = response.bytes().await?;
+    let bytes = durable::call::body_bytes(response).await?;
     cache.put(&key, &bytes).await;
     Ok(cached_response(bytes, "miss"))
 }

@@ -67,8 +67,21 @@ pub async fn dispatch(
 /// Reads the body, refusing more than `limit` bytes (413) whatever `Content-Length` says:
 /// the stream is read chunk by chunk and abandoned as soon as it passes the limit, so a
 /// chunked body cannot make the Worker buffer more than `limit` bytes.
+///
+/// A body with a `Content-Length` within `limit` is read in one `arrayBuffer()` call instead:
+/// HTTP framing holds it to that length, and the chunk-by-chunk reader costs several runtime
+/// crossings per chunk (5% of the isolate's time on the command path in a CPU profile).
 pub(crate) async fn read_body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
     let unreadable = |_| ApiError::bad_request("the request body could not be read");
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|length| length.trim().parse::<usize>().ok());
+    if declared.is_some_and(|length| length <= limit) {
+        return req.bytes().await.map_err(unreadable);
+    }
     let mut body = Vec::new();
     let Ok(mut stream) = req.stream() else {
         return Ok(body); // no body at all

@@ -51,7 +51,7 @@ pub async fn handle(
             .get_stub()?;
         let mut after = 0;
         loop {
-            let mut response = Call {
+            let response = Call {
                 caller: None,
                 op: PartitionOp::Read {
                     after,
@@ -62,7 +62,7 @@ pub async fn handle(
             }
             .send(&stub, false, None)
             .await?;
-            let page: Page = rmp_serde::from_slice(&response.bytes().await?)
+            let page: Page = rmp_serde::from_slice(&durable::call::body_bytes(response).await?)
                 .map_err(|e| ApiError::internal(format!("a stream page: {e}")))?;
             events.extend(page.events);
             if events.len() > MAX_EVENTS {

@@ -542,12 +542,11 @@ impl AggregateObject {
             let mut response = call.send(&stub, false, Some(batch.encode())).await?;
             let through = match response.status_code() {
                 200 => {
-                    response
-                        .json::<stream::ForwardAck>()
+                    crate::call::body_json::<stream::ForwardAck>(response)
                         .await?
                         .accepted_through
                 }
-                409 => match response.json::<stream::ForwardRefusal>().await? {
+                409 => match crate::call::body_json::<stream::ForwardRefusal>(response).await? {
                     stream::ForwardRefusal::Gap { expected } => expected.saturating_sub(1),
                     refusal => return Err(ApiError::internal(format!("refused: {refusal:?}"))),
                 },

@@ -193,14 +193,14 @@ async fn mirror_partition(
                 encoding: Encoding::MessagePack,
             },
         };
-        let mut response = call.send(&stub, false, None).await?;
+        let response = call.send(&stub, false, None).await?;
         if response.status_code() != 200 {
             return Err(ApiError::internal(format!(
                 "partition {partition} answered {}",
                 response.status_code()
             )));
         }
-        let page: Page = rmp_serde::from_slice(&response.bytes().await?)
+        let page: Page = rmp_serde::from_slice(&crate::call::body_bytes(response).await?)
             .map_err(|e| ApiError::internal(format!("a stream page: {e}")))?;
         let mut touched: BTreeMap<String, u64> = BTreeMap::new();
         let mut through = cursor;

@@ -531,7 +531,7 @@ impl Projector {
                     response.status_code()
                 )));
             }
-            let page: Page = rmp_serde::from_slice(&response.bytes().await?)
+            let page: Page = rmp_serde::from_slice(&crate::call::body_bytes(response).await?)
                 .map_err(|e| ApiError::internal(format!("a stream page: {e}")))?;
             let changes = self.with_store(|s| {
                 s.apply_page(
