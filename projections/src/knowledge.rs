@@ -814,9 +814,6 @@ fn ci_run(source: (&str, &str), run: WorkflowRunRecorded, status: &str) -> Docum
 
 // ---- bounding text ----
 
-/// `header` lines, then the last of `lines` (newest, in order) that fit in
-/// [`MAX_TEXT_BYTES`]. Every line is at most [`LINE_BYTES`] and the headers are one or two
-/// lines, so the header always fits. Trailing empty lines are dropped.
 /// A card's `text` (its two header lines, then comment lines) with `line` added as the newest
 /// comment: exactly `lines_within([title, labels], comments + [line])`, without splitting the
 /// whole text into lines — the oldest comments are dropped from the front until the text
@@ -857,6 +854,9 @@ fn with_newest_line(text: &str, line: &str) -> String {
     text
 }
 
+/// `header` lines, then the last of `lines` (newest, in order) that fit in
+/// [`MAX_TEXT_BYTES`]. Every line is at most [`LINE_BYTES`] and the headers are one or two
+/// lines, so the header always fits. Trailing empty lines are dropped.
 fn lines_within(header: Vec<String>, lines: Vec<String>) -> String {
     let mut text = header.join("\n");
     let mut budget = MAX_TEXT_BYTES.saturating_sub(text.len());

@@ -340,6 +340,9 @@ impl ProjectorStore {
         // first (`Projection::apply_events`: one decode and encode of a body per page); if
         // an event cannot be folded or a document outgrows the limit, event by event, so
         // the generation faults at that exact event with everything before it applied.
+        // Sizes are checked on the bodies written: a document that passes the limit only
+        // in the middle of a page and is back under it at the end is written, not a fault
+        // (only written bodies reach readers and Convex).
         let (folded_docs, watermarks, applied_through) = match self.fold_by_document(
             projection,
             generation,
