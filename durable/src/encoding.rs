@@ -242,10 +242,104 @@ pub fn stream_page_response(page: StreamPage, encoding: Encoding) -> crate::ApiR
     Ok(response)
 }
 
+/// A MessagePack stream page from envelopes already encoded: `envelopes` is `count`
+/// envelopes' MessagePack concatenated (the body of an array). The bytes are exactly what
+/// `domain::codec::encode(&StreamPage { events, next_after, head })` gives for those
+/// envelopes: a map of [`StreamPage`]'s fields in declaration order, keys as strings,
+/// integers in their shortest form, `None` as nil — written with `rmp` around the stored
+/// bytes instead of decoding and re-encoding every envelope.
+pub fn packed_page_bytes(
+    envelopes: &[u8],
+    count: usize,
+    next_after: Option<u64>,
+    head: u64,
+) -> Vec<u8> {
+    use rmp::encode::{write_array_len, write_map_len, write_nil, write_str, write_uint};
+    let mut out = Vec::with_capacity(envelopes.len() + 40);
+    // Writing into a Vec cannot fail.
+    let _ = write_map_len(&mut out, 3);
+    let _ = write_str(&mut out, "events");
+    let _ = write_array_len(&mut out, u32::try_from(count).unwrap_or(u32::MAX));
+    out.extend_from_slice(envelopes);
+    let _ = write_str(&mut out, "next_after");
+    match next_after {
+        Some(offset) => {
+            let _ = write_uint(&mut out, offset);
+        }
+        None => {
+            let _ = write_nil(&mut out);
+        }
+    }
+    let _ = write_str(&mut out, "head");
+    let _ = write_uint(&mut out, head);
+    out
+}
+
+/// [`packed_page_bytes`] as a response, with the `x-next-after` header of
+/// [`stream_page_response`].
+pub fn packed_page_response(
+    envelopes: &[u8],
+    count: usize,
+    next_after: Option<u64>,
+    head: u64,
+) -> crate::ApiResult<Response> {
+    let cursor = next_after.map_or_else(|| "null".to_owned(), |n| n.to_string());
+    let mut response = bytes_response(
+        packed_page_bytes(envelopes, count, next_after, head),
+        Encoding::MessagePack.content_type(),
+        200,
+    );
+    response.headers_mut().set("x-next-after", &cursor)?;
+    Ok(response)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The spliced page is byte for byte the page encoded whole, for every shape of cursor
+    /// and head (integers of each width, nil) and for an empty page.
+    #[test]
+    fn a_page_spliced_from_stored_envelopes_equals_the_page_encoded_whole() {
+        let envelope = |offset: u64| EventEnvelope {
+            aggregate_type: "board".into(),
+            aggregate_id: "b1".into(),
+            seq: offset,
+            event_id: format!("01900000-0000-7000-8000-{offset:012}"),
+            event_type: "CardCommented".into(),
+            schema_version: 1,
+            data: json!({"card_id": "c1", "text": "é ✓", "n": -1.5, "list": [1, 300, 70000]}),
+            recorded_at: "2026-12-07T10:00:00.000Z".into(),
+            command_id: Some("k".into()),
+            correlation_id: None,
+            causation_id: None,
+            actor: Some("ana".into()),
+            position: Some(domain::Position {
+                partition: 3,
+                offset,
+            }),
+        };
+        for (n, next_after, head) in [
+            (0, None, 0),
+            (1, Some(7), 7),
+            (3, Some(200), 70_000),
+            (20, None, u64::from(u32::MAX) + 5),
+        ] {
+            let events: Vec<EventEnvelope> = (1..=n).map(envelope).collect();
+            let stored: Vec<u8> = events.iter().flat_map(domain::codec::encode).collect();
+            let whole = domain::codec::encode(&StreamPage {
+                events,
+                next_after,
+                head,
+            });
+            assert_eq!(
+                packed_page_bytes(&stored, n as usize, next_after, head),
+                whole,
+                "{n} events, next_after {next_after:?}, head {head}"
+            );
+        }
+    }
 
     #[test]
     fn msgpack_bodies_without_a_json_form_are_refused() {

@@ -564,3 +564,58 @@ async fn cached_reads_equal_uncached_ones() {
     }
     assert_eq!(reads[0], reads[1]);
 }
+
+/// A forward carrying more than SQLite-backed objects allow in one string (2 MB): 450
+/// comments of 4,000 characters, committed while the partition is paused, arrive in
+/// forwards of up to 500 events (~8 MB of rows as the partition inserts them, bound in
+/// chunks to one statement). Every event lands once, and MessagePack pages (spliced from
+/// the stored envelopes) read exactly as JSON pages (built from the columns), page by page.
+#[tokio::test]
+async fn a_forward_over_sqlites_largest_string_lands_whole_and_reads_the_same_in_every_format() {
+    let worker = Worker::start_with(
+        Options::new()
+            .var("STREAM_PARTITIONS", 1)
+            .var("STREAM_RETRY_MAX_MS", 500),
+    );
+    let c = worker.client();
+    let id = c.board_with_cards("big", 1).await;
+    c.post_raw("/v1/stream/partitions/0/pause", None, "")
+        .await
+        .expect(200);
+    let text = "é".repeat(1000) + &"x".repeat(3000); // 4,000 characters, 5,000 bytes
+    for batch in 0..3 {
+        let commands: Vec<Value> = (0..150)
+            .map(|n| {
+                cmd(
+                    "CommentOnCard",
+                    json!({"card_id": "c1", "author": format!("a{batch}-{n}"), "text": text}),
+                )
+            })
+            .collect();
+        c.post_raw(
+            &format!("/v1/aggregates/board/{id}/batch"),
+            Some("application/json"),
+            json!({ "commands": commands }).to_string(),
+        )
+        .await
+        .expect(200);
+    }
+    c.post_raw("/v1/stream/partitions/0/resume", None, "")
+        .await
+        .expect(200);
+    let stream = await_stream(&c, 1, 452).await;
+    check_exactly_once(&c, &stream, std::slice::from_ref(&id)).await;
+    let mut after = 0;
+    loop {
+        let path = format!("/v1/stream?partition=0&after={after}&limit=100");
+        let json = c.get(&path).await.expect(200);
+        let packed = c.get_as(&path, "application/msgpack").await;
+        assert_eq!(packed.status, 200);
+        let page: Value = rmp_serde::from_slice(&packed.body).unwrap();
+        assert_eq!(page, json, "the page after {after}");
+        match json["next_after"].as_u64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+}

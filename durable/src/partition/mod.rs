@@ -182,7 +182,8 @@ impl StreamPartition {
     /// Takes a forwarded batch: no `.await` from the watermark check to the fan-out.
     fn append(&self, batch: &ForwardBatch) -> ApiResult<Response> {
         let (_, partition) = self.identity()?;
-        let outcome = self.with_store(|s| s.append(batch).map_err(ApiError::internal))?;
+        let outcome =
+            self.with_store(|s| s.append(partition, batch).map_err(ApiError::internal))?;
         let (ack, appended) = match outcome {
             Ok(done) => done,
             Err(refusal @ ForwardRefusal::Gap { .. }) => return Ok(json_response(&refusal, 409)),
@@ -225,6 +226,21 @@ impl StreamPartition {
             };
             Ok((head, archived))
         })?;
+        if archived.is_none() && encoding == Encoding::MessagePack {
+            // The hot tail in MessagePack: the stored envelopes spliced into the page.
+            let packed = self.with_store(|s| {
+                s.read_packed(after, limit, filter)
+                    .map_err(ApiError::internal)
+            })?;
+            if let Some(page) = packed {
+                return crate::encoding::packed_page_response(
+                    &page.envelopes,
+                    page.count,
+                    page.next_after,
+                    head,
+                );
+            }
+        }
         let mut cache_outcome = None;
         let (events, next_after) = match archived {
             Some((first, last)) => {

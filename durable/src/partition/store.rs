@@ -53,6 +53,13 @@ CREATE TABLE segments (
 CREATE INDEX events_by_correlation ON events (correlation_id) WHERE correlation_id IS NOT NULL;
 CREATE INDEX events_by_event_id ON events (event_id);
 ",
+    // Each event's envelope as MessagePack pages carry it, encoded once when the event is
+    // appended: a MessagePack page is then the stored bytes spliced together
+    // (`PartitionStore::read_packed`), with no decoding and re-encoding per event and per
+    // read. Rows appended before this migration have none and are read the slow way.
+    "
+ALTER TABLE events ADD COLUMN envelope BLOB;
+",
 ];
 
 /// The columns of `events`, in the one order the statements, [`row_json`] and
@@ -78,26 +85,42 @@ fn select_list() -> &'static str {
     LIST.get_or_init(|| COLUMNS.join(", "))
 }
 
-fn insert_statement() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
-        let values: Vec<String> = COLUMNS
-            .iter()
-            .enumerate()
-            .map(|(i, column)| match *column {
-                "payload" => format!("unhex(value ->> {i})"),
-                _ => format!("value ->> {i}"),
-            })
-            .collect();
-        format!(
-            "INSERT INTO events ({}) SELECT {} FROM json_each(?1)",
-            select_list(),
-            values.join(", ")
-        )
-    })
+/// One `INSERT` of the rows in `chunks` JSON arrays (`?1`…`?chunks`): one statement, so
+/// the rows go in all or none, while no bound string has to hold them all.
+fn insert_statement(chunks: usize) -> String {
+    let values: Vec<String> = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, column)| match *column {
+            "payload" => format!("unhex(value ->> {i})"),
+            _ => format!("value ->> {i}"),
+        })
+        .collect();
+    // A multi-row VALUES, not a UNION ALL of json_each calls: workerd's SQLite refuses
+    // compound SELECTs of more than a few terms, and VALUES is not subject to that limit.
+    let chunks: Vec<String> = (1..=chunks.max(1)).map(|n| format!("(?{n})")).collect();
+    format!(
+        "INSERT INTO events ({}, envelope) SELECT {}, unhex(value ->> {}) FROM (VALUES {}) AS chunk, json_each(chunk.column1)",
+        select_list(),
+        values.join(", "),
+        COLUMNS.len(),
+        chunks.join(", ")
+    )
 }
 
-fn row_json(offset: u64, batch: &ForwardBatch, e: &ForwardedEvent) -> serde_json::Value {
+/// A row for [`insert_statement`]: the [`COLUMNS`], then the envelope's MessagePack (hex;
+/// `null` if the payload does not decode, so that reading the event reports it).
+fn row_json(
+    partition: u32,
+    offset: u64,
+    batch: &ForwardBatch,
+    e: &ForwardedEvent,
+) -> serde_json::Value {
+    let position = domain::Position { partition, offset };
+    let envelope = e
+        .envelope(&batch.aggregate_type, &batch.aggregate_id, Some(position))
+        .ok()
+        .map(|envelope| hex::encode(domain::codec::encode(&envelope)));
     json!([
         offset,
         batch.aggregate_type,
@@ -112,78 +135,61 @@ fn row_json(offset: u64, batch: &ForwardBatch, e: &ForwardedEvent) -> serde_json
         e.metadata.correlation_id,
         e.metadata.causation_id,
         e.metadata.actor,
+        envelope,
     ])
 }
 
-/// The columns as `json_array` arguments, in [`COLUMNS`] order; the payload as hex (JSON has
-/// no bytes).
-fn json_list() -> &'static str {
-    static LIST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    LIST.get_or_init(|| {
-        COLUMNS
-            .iter()
-            .map(|c| if *c == "payload" { "hex(payload)" } else { c })
-            .collect::<Vec<_>>()
-            .join(", ")
+/// A row selected with [`select_list`] back into an event.
+fn decode_row(row: &[SqlStorageValue]) -> Result<SegmentEvent, SqlError> {
+    let [
+        offset,
+        aggregate_type,
+        aggregate_id,
+        seq,
+        event_id,
+        event_type,
+        schema_version,
+        payload,
+        recorded_at,
+        command_id,
+        correlation_id,
+        causation_id,
+        actor,
+    ] = row
+    else {
+        return Err(format!(
+            "expected {} columns, got {}",
+            COLUMNS.len(),
+            row.len()
+        ));
+    };
+    let SqlStorageValue::Blob(payload) = payload else {
+        return Err("payload is not a blob".into());
+    };
+    Ok(SegmentEvent {
+        offset: integer(offset)? as u64,
+        aggregate_type: text(aggregate_type).unwrap_or_default(),
+        aggregate_id: text(aggregate_id).unwrap_or_default(),
+        event: ForwardedEvent {
+            seq: integer(seq)? as u64,
+            event_id: text(event_id).unwrap_or_default(),
+            event_type: text(event_type).unwrap_or_default(),
+            schema_version: integer(schema_version)? as u32,
+            data_msgpack: payload.clone(),
+            recorded_at_ms: integer(recorded_at)?,
+            metadata: Metadata {
+                command_id: text(command_id),
+                correlation_id: text(correlation_id),
+                causation_id: text(causation_id),
+                actor: text(actor),
+            },
+        },
     })
 }
 
-/// One row of the hot table as `json_array(json_list())` gives it.
-#[derive(serde::Deserialize)]
-struct JsonRow(
-    u64,
-    String,
-    String,
-    u64,
-    String,
-    String,
-    u32,
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
-impl JsonRow {
-    fn into_event(self) -> Result<SegmentEvent, SqlError> {
-        let JsonRow(
-            offset,
-            aggregate_type,
-            aggregate_id,
-            seq,
-            event_id,
-            event_type,
-            schema_version,
-            payload,
-            recorded_at_ms,
-            command_id,
-            correlation_id,
-            causation_id,
-            actor,
-        ) = self;
-        Ok(SegmentEvent {
-            offset,
-            aggregate_type,
-            aggregate_id,
-            event: ForwardedEvent {
-                seq,
-                event_id,
-                event_type,
-                schema_version,
-                data_msgpack: hex::decode(payload).map_err(err)?,
-                recorded_at_ms,
-                metadata: Metadata {
-                    command_id,
-                    correlation_id,
-                    causation_id,
-                    actor,
-                },
-            },
-        })
-    }
-}
+/// Most bytes of JSON in one `INSERT` of appended rows: well under the 2 MB that
+/// SQLite-backed objects allow a string, whatever the rows hold.
+const INSERT_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Payload bytes after which a read page stops (it always holds at least one event).
 pub const READ_BUDGET_BYTES: usize = 4 * 1024 * 1024;
@@ -214,6 +220,16 @@ pub struct HotPage {
     pub events: Vec<SegmentEvent>,
     /// The cursor to read on from: the last offset looked at; `None` when the page
     /// reached the head.
+    pub next_after: Option<u64>,
+}
+
+/// A page of a partition as stored MessagePack envelopes ([`PartitionStore::read_packed`]).
+pub struct PackedPage {
+    /// The envelopes' MessagePack, concatenated in offset order: the body of an array of
+    /// `count` envelopes.
+    pub envelopes: Vec<u8>,
+    pub count: usize,
+    /// As in [`HotPage`].
     pub next_after: Option<u64>,
 }
 
@@ -297,6 +313,7 @@ impl PartitionStore {
     /// the acknowledgement and the events appended (for the live feed).
     pub fn append(
         &mut self,
+        partition: u32,
         batch: &ForwardBatch,
     ) -> Result<Result<(ForwardAck, Vec<SegmentEvent>), ForwardRefusal>, SqlError> {
         if self.paused()? {
@@ -319,16 +336,26 @@ impl PartitionStore {
             return Ok(Ok((ForwardAck { accepted_through }, Vec::new())));
         }
         let head = self.head()?;
-        let rows: Vec<_> = fresh
-            .iter()
-            .enumerate()
-            .map(|(i, e)| row_json(head + 1 + i as u64, batch, e))
-            .collect();
+        // The rows are bound as JSON arrays of at most INSERT_CHUNK_BYTES each
+        // (SQLite-backed objects refuse a string over 2 MB) to one statement, so the batch
+        // goes in whole or not at all.
+        let mut chunks: Vec<SqlStorageValue> = Vec::new();
+        let mut chunk = String::from("[");
+        for (i, e) in fresh.iter().enumerate() {
+            let row = row_json(partition, head + 1 + i as u64, batch, e).to_string();
+            if chunk.len() > 1 && chunk.len() + row.len() + 2 > INSERT_CHUNK_BYTES {
+                chunk.push(']');
+                chunks.push(std::mem::replace(&mut chunk, String::from("[")).into());
+            }
+            if chunk.len() > 1 {
+                chunk.push(',');
+            }
+            chunk.push_str(&row);
+        }
+        chunk.push(']');
+        chunks.push(chunk.into());
         self.sql
-            .exec(
-                insert_statement(),
-                vec![serde_json::to_string(&rows).map_err(err)?.into()],
-            )
+            .exec(&insert_statement(chunks.len()), chunks)
             .map_err(err)?;
         self.sql
             .exec(
@@ -363,6 +390,97 @@ impl PartitionStore {
         limit: usize,
         filter: &StreamFilter,
     ) -> Result<HotPage, SqlError> {
+        let (head, scan_end, conditions, bindings) = self.page_conditions(after, limit, filter)?;
+        // Row by row, each event's columns crossing into wasm: a page as one value (a JSON
+        // array or a concatenated BLOB) would cost fewer crossings, but SQLite-backed objects
+        // refuse strings and BLOBs over 2 MB, and a page can be far larger.
+        let query = format!(
+            "SELECT {} FROM events WHERE {} ORDER BY stream_offset LIMIT ?3",
+            select_list(),
+            conditions.join(" AND ")
+        );
+        let cursor = self.sql.exec(&query, bindings).map_err(err)?;
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        let mut cut_short = false;
+        for row in cursor.raw() {
+            if bytes >= READ_BUDGET_BYTES {
+                cut_short = true;
+                break;
+            }
+            let event = decode_row(&row.map_err(err)?)?;
+            bytes += event.event.data_msgpack.len();
+            events.push(event);
+        }
+        let last_looked_at = match events.last() {
+            Some(last) if cut_short || events.len() >= limit => last.offset,
+            _ => scan_end,
+        };
+        Ok(HotPage {
+            events,
+            next_after: (last_looked_at < head).then_some(last_looked_at),
+        })
+    }
+
+    /// [`Self::read`]'s page as MessagePack envelopes spliced from the stored bytes: the
+    /// events' envelopes concatenated (a MessagePack array's body), their count, and the
+    /// cursor. `None` if a row of the page has no stored envelope (appended before the
+    /// column existed, or its payload did not decode): then read it with [`Self::read`].
+    pub fn read_packed(
+        &self,
+        after: u64,
+        limit: usize,
+        filter: &StreamFilter,
+    ) -> Result<Option<PackedPage>, SqlError> {
+        let (head, scan_end, conditions, bindings) = self.page_conditions(after, limit, filter)?;
+        // Three values per row instead of thirteen, and no decoding: the envelopes are
+        // appended to the page as they are stored.
+        let query = format!(
+            "SELECT stream_offset, envelope, length(payload) FROM events WHERE {} ORDER BY stream_offset LIMIT ?3",
+            conditions.join(" AND ")
+        );
+        let cursor = self.sql.exec(&query, bindings).map_err(err)?;
+        let mut envelopes = Vec::new();
+        let mut count = 0;
+        let mut last = None;
+        let mut bytes = 0;
+        let mut cut_short = false;
+        for row in cursor.raw() {
+            if bytes >= READ_BUDGET_BYTES {
+                cut_short = true;
+                break;
+            }
+            let row = row.map_err(err)?;
+            let [offset, envelope, payload_bytes] = row.as_slice() else {
+                return Err(format!("expected 3 columns, got {}", row.len()));
+            };
+            let SqlStorageValue::Blob(envelope) = envelope else {
+                return Ok(None); // appended before envelopes were stored: the slow way
+            };
+            envelopes.extend_from_slice(envelope);
+            count += 1;
+            last = Some(integer(offset)? as u64);
+            bytes += integer(payload_bytes)? as usize;
+        }
+        let last_looked_at = match last {
+            Some(last) if cut_short || count >= limit => last,
+            _ => scan_end,
+        };
+        Ok(Some(PackedPage {
+            envelopes,
+            count,
+            next_after: (last_looked_at < head).then_some(last_looked_at),
+        }))
+    }
+
+    /// The head, the end of the scan window, and the `WHERE` conditions with their bindings
+    /// (`?1` after, `?2` scan end, `?3` limit, then the filter's) of a page read.
+    fn page_conditions(
+        &self,
+        after: u64,
+        limit: usize,
+        filter: &StreamFilter,
+    ) -> Result<(u64, u64, Vec<String>, Vec<SqlStorageValue>), SqlError> {
         let head = self.head()?;
         let window = if filter.is_everything() {
             limit as u64
@@ -399,64 +517,25 @@ impl PartitionStore {
             let n = bindings.len();
             conditions.push(format!("(correlation_id = ?{n} OR event_id = ?{n})"));
         }
-        // One row out of SQLite for the whole page (a JSON array of rows), not 13 values per
-        // event: each value crossing from the runtime into the Worker's wasm costs more than
-        // parsing it (the CPU profile of a projector's catch-up had 20% in row iteration).
-        // The payload budget is applied in SQL too: an event is in the page while the
-        // payload bytes before it are under READ_BUDGET_BYTES.
-        let query = format!(
-            "SELECT json_group_array(json_array({})) FILTER (WHERE before < {READ_BUDGET_BYTES}),
-                    count(*) FILTER (WHERE before >= {READ_BUDGET_BYTES})
-             FROM (SELECT *, sum(length(payload)) OVER (ORDER BY stream_offset) - length(payload) AS before
-                   FROM events WHERE {} ORDER BY stream_offset LIMIT ?3)",
-            json_list(),
-            conditions.join(" AND ")
-        );
-        let (events, left_out) = self.page_of_rows(&query, bindings)?;
-        let cut_short = left_out > 0;
-        let last_looked_at = match events.last() {
-            Some(last) if cut_short || events.len() >= limit => last.offset,
-            _ => scan_end,
-        };
-        Ok(HotPage {
-            events,
-            next_after: (last_looked_at < head).then_some(last_looked_at),
-        })
+        Ok((head, scan_end, conditions, bindings))
     }
 
     /// The events `first..=last` of the hot table, for sealing into a segment.
     pub fn range(&self, first: u64, last: u64) -> Result<Vec<SegmentEvent>, SqlError> {
-        let query = format!(
-            "SELECT json_group_array(json_array({})), 0
-             FROM (SELECT * FROM events WHERE stream_offset BETWEEN ? AND ? ORDER BY stream_offset)",
-            json_list()
-        );
-        Ok(self.page_of_rows(&query, vec![int(first), int(last)])?.0)
-    }
-
-    /// Runs a query answering one row `(JSON array of rows as [`json_list`] lists them,
-    /// a count)` and decodes the rows, in the order the array holds them.
-    fn page_of_rows(
-        &self,
-        query: &str,
-        bindings: Vec<SqlStorageValue>,
-    ) -> Result<(Vec<SegmentEvent>, u64), SqlError> {
-        let cursor = self.sql.exec(query, bindings).map_err(err)?;
-        let Some(row) = cursor.raw().next() else {
-            return Err("an aggregate query answered no row".into());
-        };
-        let row = row.map_err(err)?;
-        let [rows, count] = row.as_slice() else {
-            return Err(format!("expected 2 columns, got {}", row.len()));
-        };
-        let count = integer(count)? as u64;
-        let rows = text(rows).unwrap_or_else(|| "[]".to_owned());
-        let rows: Vec<JsonRow> = serde_json::from_str(&rows).map_err(err)?;
-        let events = rows
-            .into_iter()
-            .map(JsonRow::into_event)
-            .collect::<Result<_, _>>()?;
-        Ok((events, count))
+        let cursor = self
+            .sql
+            .exec(
+                &format!(
+                    "SELECT {} FROM events WHERE stream_offset BETWEEN ? AND ? ORDER BY stream_offset",
+                    select_list()
+                ),
+                vec![int(first), int(last)],
+            )
+            .map_err(err)?;
+        cursor
+            .raw()
+            .map(|row| decode_row(&row.map_err(err)?))
+            .collect()
     }
 
     /// Records a segment written to R2 and drops its events from the hot table — one
