@@ -63,7 +63,7 @@ ALTER TABLE events ADD COLUMN envelope BLOB;
 ];
 
 /// The columns of `events`, in the one order the statements, [`row_json`] and
-/// [`JsonRow`] use.
+/// [`decode_row`] use.
 const COLUMNS: [&str; 13] = [
     "stream_offset",
     "aggregate_type",
