@@ -35,7 +35,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::projection::{
-    FoldError, ListIndex, Projection, Sequence, decode_body, encode_body, recorded_at_ms, sequence,
+    FoldError, ListIndex, Projection, Sequence, apply_events_typed, decode_body, encode_body,
+    recorded_at_ms, sequence,
 };
 
 /// The projection's name.
@@ -124,28 +125,16 @@ impl Projection for BoardSummary {
         current: Option<Value>,
         events: &[&EventEnvelope],
     ) -> Result<Option<Value>, FoldError> {
-        let Some(first) = events.first() else {
-            return Ok(current);
-        };
-        check_board(doc_id, first)?;
-        let mut document: Option<Document> = current
-            .as_ref()
-            .map(|b| decode_body(b, first))
-            .transpose()?;
-        let mut changed = false;
-        for event in events {
-            check_board(doc_id, event)?;
-            let version = document.as_ref().map_or(0, |d| d.version);
-            if sequence(version, event)? == Sequence::AlreadyFolded {
-                continue;
-            }
-            document = Some(fold_document(doc_id, document, event)?);
-            changed = true;
-        }
-        Ok(match (changed, document) {
-            (true, Some(document)) => Some(encode_body(&document)),
-            _ => current,
-        })
+        apply_events_typed(
+            current,
+            events,
+            |event| check_board(doc_id, event),
+            |document: Option<&Document>, event| {
+                let version = document.map_or(0, |d| d.version);
+                Ok(sequence(version, event)? == Sequence::AlreadyFolded)
+            },
+            |document, event| fold_document(doc_id, document, event),
+        )
     }
 
     fn index(&self, body: &Value) -> ListIndex {

@@ -96,7 +96,8 @@ use serde_json::{Map, Value};
 
 pub use crate::projection::SearchText;
 use crate::projection::{
-    FoldError, ListIndex, Projection, Sequence, decode_body, encode_body, recorded_at_ms, sequence,
+    FoldError, ListIndex, Projection, Sequence, apply_events_typed, decode_body, encode_body,
+    recorded_at_ms, sequence,
 };
 
 /// The projection's name.
@@ -259,27 +260,13 @@ impl Projection for Knowledge {
         current: Option<Value>,
         events: &[&EventEnvelope],
     ) -> Result<Option<Value>, FoldError> {
-        let Some(first) = events.first() else {
-            return Ok(current);
-        };
-        check_document(doc_id, first)?;
-        let mut document: Option<Document> = current
-            .as_ref()
-            .map(|b| decode_body(b, first))
-            .transpose()?;
-        let mut changed = false;
-        for event in events {
-            check_document(doc_id, event)?;
-            if already_folded(document.as_ref(), event)? {
-                continue;
-            }
-            document = Some(fold_document(doc_id, document, event)?);
-            changed = true;
-        }
-        Ok(match (changed, document) {
-            (true, Some(document)) => Some(encode_body(&document)),
-            _ => current,
-        })
+        apply_events_typed(
+            current,
+            events,
+            |event| check_document(doc_id, event),
+            already_folded,
+            |document, event| fold_document(doc_id, document, event),
+        )
     }
 
     fn index(&self, body: &Value) -> ListIndex {

@@ -216,6 +216,41 @@ pub(crate) fn decode_body<T: DeserializeOwned>(
         .map_err(|e| FoldError::new(event, format!("the stored document does not decode: {e}")))
 }
 
+/// [`Projection::apply_events`] for a projection whose documents are the serde type `D`:
+/// decodes the stored body once, then for each event checks that it belongs to the document
+/// (`check`), skips it if the document has folded it already (`folded`), else folds it
+/// (`fold`); encodes once at the end, and hands `current` back untouched if no event
+/// changed it — exactly what `apply` gives event by event, errors included.
+pub(crate) fn apply_events_typed<D: Serialize + DeserializeOwned>(
+    current: Option<Value>,
+    events: &[&EventEnvelope],
+    check: impl Fn(&EventEnvelope) -> Result<(), FoldError>,
+    folded: impl Fn(Option<&D>, &EventEnvelope) -> Result<bool, FoldError>,
+    fold: impl Fn(Option<D>, &EventEnvelope) -> Result<D, FoldError>,
+) -> Result<Option<Value>, FoldError> {
+    let Some(first) = events.first() else {
+        return Ok(current);
+    };
+    check(first)?;
+    let mut document: Option<D> = current
+        .as_ref()
+        .map(|b| decode_body(b, first))
+        .transpose()?;
+    let mut changed = false;
+    for event in events {
+        check(event)?;
+        if folded(document.as_ref(), event)? {
+            continue;
+        }
+        document = Some(fold(document, event)?);
+        changed = true;
+    }
+    Ok(match (changed, document) {
+        (true, Some(document)) => Some(encode_body(&document)),
+        _ => current,
+    })
+}
+
 /// Encodes a document into its body. Our document types are plain structs of strings,
 /// numbers, lists and options, which serde_json always encodes.
 pub(crate) fn encode_body<T: Serialize>(document: &T) -> Value {
