@@ -11,6 +11,10 @@ use tests::{Client, Options, Worker, cmd};
 
 /// Waits until the projection has applied everything the partitions hold (lag 0 and every
 /// checkpoint at the partitions' heads).
+///
+/// "Caught up" means caught up with what the partitions hold *now*: an aggregate forwards its
+/// commits a moment later (paced by `STREAM_FORWARD_INTERVAL_MS`), so a test that then reads
+/// what it just wrote reads through that write's consistency token (`read_through`) instead.
 async fn await_caught_up(c: &Client, name: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -49,6 +53,22 @@ async fn await_caught_up(c: &Client, name: &str) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `GET /v1/projections/{projection}/{doc_id}?consistency={aggregate_type}/{doc_id}@{version}`:
+/// the document once the projection has folded that aggregate through `version` (a command's
+/// consistency token, rebuilt from a version read off the aggregate).
+async fn read_through(
+    c: &Client,
+    projection: &str,
+    aggregate_type: &str,
+    doc_id: &str,
+    version: u64,
+) -> tests::Reply {
+    c.get(&format!(
+        "/v1/projections/{projection}/{doc_id}?consistency={aggregate_type}/{doc_id}@{version}"
+    ))
+    .await
 }
 
 /// The board summary document as the aggregate's own state says it should be: title,
@@ -218,11 +238,11 @@ async fn read_models_equal_the_fold_of_the_log_after_2000_random_commands() {
     await_caught_up(&c, "board_summary").await;
     await_caught_up(&c, "feedback_inbox").await;
     for id in &boards {
-        let doc = c
-            .get(&format!("/v1/projections/board_summary/{id}"))
+        let state = c.state("board", id, "").await.expect(200);
+        let version = state["version"].as_u64().unwrap();
+        let doc = read_through(&c, "board_summary", "board", id, version)
             .await
             .expect(200);
-        let state = c.state("board", id, "").await.expect(200);
         let body = &doc["body"];
         assert_eq!(summarize_board(body), expected_board(&state), "board {id}");
         assert_eq!(body["version"], state["version"], "board {id}");
@@ -237,7 +257,7 @@ async fn read_models_equal_the_fold_of_the_log_after_2000_random_commands() {
     let mut submitted = 0;
     for id in &feedback {
         let log = c.all_events("feedback", id).await;
-        let reply = c.get(&format!("/v1/projections/feedback_inbox/{id}")).await;
+        let reply = read_through(&c, "feedback_inbox", "feedback", id, log.len() as u64).await;
         if log.is_empty() {
             reply.expect_error(404, "not_found");
             continue;
@@ -471,11 +491,10 @@ async fn a_rebuild_under_concurrent_writes_switches_without_downtime_and_equal_d
         "{status}"
     );
     for id in &boards {
-        let doc = c
-            .get(&format!("/v1/projections/board_summary/{id}"))
+        let log = c.all_events("board", id).await;
+        let doc = read_through(&c, "board_summary", "board", id, log.len() as u64)
             .await
             .expect(200);
-        let log = c.all_events("board", id).await;
         assert_eq!(
             cards_from_doc(&doc["body"]),
             cards_from_log(&log),
@@ -500,7 +519,9 @@ async fn a_document_socket_sends_the_snapshot_then_every_change() {
     let worker = Worker::start();
     let c = worker.client();
     let id = c.board_with_cards("docws", 2).await;
-    await_caught_up(&c, "board_summary").await;
+    read_through(&c, "board_summary", "board", &id, 3)
+        .await
+        .expect(200);
     let mut socket = c
         .socket(&format!("/v1/projections/board_summary/{id}/ws"))
         .await;
@@ -574,16 +595,16 @@ async fn a_faulted_projection_stops_alone_and_resumes_after_a_fix_and_a_rebuild(
         .await;
     }
     let feedback = tests::unique_id("fault-fb");
-    c.ok(
-        "feedback",
-        &feedback,
-        cmd(
-            "SubmitFeedback",
-            json!({"text": "still served", "source": "web"}),
-        ),
-    )
-    .await;
-    await_caught_up(&c, "feedback_inbox").await;
+    let submitted = c
+        .ok(
+            "feedback",
+            &feedback,
+            cmd(
+                "SubmitFeedback",
+                json!({"text": "still served", "source": "web"}),
+            ),
+        )
+        .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         let all = c.get("/v1/projections").await.expect(200);
@@ -608,9 +629,12 @@ async fn a_faulted_projection_stops_alone_and_resumes_after_a_fix_and_a_rebuild(
             .contains("over the limit"),
         "{status}"
     );
-    // The other projection keeps serving.
+    // The other projection keeps serving, and folds what was committed after the fault.
+    let token = submitted["consistency_token"].as_str().unwrap();
     let item = c
-        .get(&format!("/v1/projections/feedback_inbox/{feedback}"))
+        .get(&format!(
+            "/v1/projections/feedback_inbox/{feedback}?consistency={token}"
+        ))
         .await
         .expect(200);
     assert_eq!(item["body"]["text"], "still served");
@@ -623,8 +647,7 @@ async fn a_faulted_projection_stops_alone_and_resumes_after_a_fix_and_a_rebuild(
         .expect(202);
     let status = await_caught_up(&c, "board_summary").await;
     assert_eq!(status["status"], "active", "{status}");
-    let doc = c
-        .get(&format!("/v1/projections/board_summary/{id}"))
+    let doc = read_through(&c, "board_summary", "board", &id, 21)
         .await
         .expect(200);
     assert_eq!(doc["body"]["version"], 21);
