@@ -71,3 +71,115 @@ pub fn integer(v: &SqlStorageValue) -> Result<i64, SqlError> {
         other => Err(format!("expected an integer column, got {other:?}")),
     }
 }
+
+/// Most bytes of one bound JSON string of rows: well under the 2 MB that SQLite-backed
+/// objects allow a string or BLOB ("Maximum string, BLOB or table row size", Cloudflare's
+/// Durable Objects limits), whatever the rows hold. Local workerd does not enforce that
+/// limit, so only this bound keeps a large append from failing once deployed.
+pub const JSON_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Packs JSON-encoded rows into JSON arrays of at most `max_bytes` each (a row larger than
+/// that gets an array of its own), in order. Bound one array per parameter and read them
+/// with [`chunked_rows`], so one statement inserts any number of rows all or none while no
+/// single bound string has to hold them all. Always returns at least one array (`[]`).
+pub fn json_array_chunks(rows: impl IntoIterator<Item = String>, max_bytes: usize) -> Vec<String> {
+    let mut chunks = Vec::new();
+    let mut chunk = String::from("[");
+    for row in rows {
+        if chunk.len() > 1 && chunk.len() + row.len() + 2 > max_bytes {
+            chunk.push(']');
+            chunks.push(std::mem::replace(&mut chunk, String::from("[")));
+        }
+        if chunk.len() > 1 {
+            chunk.push(',');
+        }
+        chunk.push_str(&row);
+    }
+    chunk.push(']');
+    chunks.push(chunk);
+    chunks
+}
+
+/// The `FROM` source that reads the rows of `chunks` JSON arrays bound as parameters
+/// `?first`…`?first+chunks-1`: each row is a `value` of `json_each`, in order. A multi-row
+/// `VALUES`, not a `UNION ALL` of `json_each` calls: workerd's SQLite refuses compound
+/// SELECTs of more than a few terms, and `VALUES` is not subject to that limit.
+pub fn chunked_rows(first: usize, chunks: usize) -> String {
+    let params: Vec<String> = (first..first + chunks.max(1))
+        .map(|n| format!("(?{n})"))
+        .collect();
+    format!(
+        "(VALUES {}) AS chunk, json_each(chunk.column1)",
+        params.join(", ")
+    )
+}
+
+/// The select list that reads `columns` out of each `json_each` row of [`chunked_rows`]
+/// (a JSON array in `columns` order; element `i` is column `i`), turning the hex text of
+/// the `hex_blobs` columns back into BLOBs.
+pub fn json_row_values(columns: &[&str], hex_blobs: &[&str]) -> String {
+    let values: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            if hex_blobs.contains(column) {
+                format!("unhex(value ->> {i})")
+            } else {
+                format!("value ->> {i}")
+            }
+        })
+        .collect();
+    values.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_keep_every_row_in_order_and_each_within_the_bound() {
+        let rows: Vec<String> = (0..1000)
+            .map(|n| format!("[{n},\"{}\"]", "x".repeat(n % 97)))
+            .collect();
+        let chunks = json_array_chunks(rows.clone(), 4096);
+        assert!(chunks.len() > 1);
+        let mut back = Vec::new();
+        for chunk in &chunks {
+            assert!(chunk.len() <= 4096, "{}", chunk.len());
+            let array: Vec<serde_json::Value> = serde_json::from_str(chunk).unwrap();
+            back.extend(array.into_iter().map(|v| v.to_string()));
+        }
+        assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn a_row_over_the_bound_gets_a_chunk_of_its_own_and_no_rows_give_one_empty_array() {
+        let big = format!("[\"{}\"]", "y".repeat(100));
+        let chunks = json_array_chunks(["[1]".to_owned(), big.clone(), "[2]".to_owned()], 50);
+        assert_eq!(
+            chunks,
+            ["[[1]]".to_owned(), format!("[{big}]"), "[[2]]".to_owned()]
+        );
+        assert_eq!(json_array_chunks(Vec::<String>::new(), 50), ["[]"]);
+    }
+
+    #[test]
+    fn json_row_values_reads_columns_by_position_and_unhexes_blobs() {
+        assert_eq!(
+            json_row_values(&["seq", "payload", "type"], &["payload"]),
+            "value ->> 0, unhex(value ->> 1), value ->> 2"
+        );
+    }
+
+    #[test]
+    fn chunked_rows_numbers_its_parameters_from_first() {
+        assert_eq!(
+            chunked_rows(4, 2),
+            "(VALUES (?4), (?5)) AS chunk, json_each(chunk.column1)"
+        );
+        assert_eq!(
+            chunked_rows(1, 0),
+            "(VALUES (?1)) AS chunk, json_each(chunk.column1)"
+        );
+    }
+}

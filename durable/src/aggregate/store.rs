@@ -4,9 +4,11 @@
 //! payload as MessagePack, the recording time and the command's metadata. Each row also
 //! carries the `Idempotency-Key` of the command that appended it, so the idempotency
 //! record and the events are one write. An append is a single `INSERT … SELECT FROM
-//! json_each(?)` statement: SQLite applies a statement entirely or not at all, so a
-//! failure can never leave half a command in the log (and one bound parameter keeps
-//! us far below the runtime's limit on parameters per statement).
+//! json_each(…)` statement over the rows bound as JSON arrays of at most 1 MiB each
+//! (`sql::json_array_chunks`): SQLite applies a statement entirely or not at all, so a
+//! failure can never leave half a command in the log, no bound string comes near the
+//! 2 MB a SQLite-backed object allows, and a few bound parameters keep us far below the
+//! runtime's limit on parameters per statement.
 
 use domain::codec;
 use domain::envelope::Metadata;
@@ -17,7 +19,10 @@ use domain::store::{
 use serde_json::json;
 use worker::{SqlStorage, SqlStorageValue};
 
-use crate::sql::{int, integer, migrate, scalar, text};
+use crate::sql::{
+    JSON_CHUNK_BYTES, chunked_rows, int, integer, json_array_chunks, json_row_values, migrate,
+    scalar, text,
+};
 
 /// The schema, as migrations: entry `i` brings a database from version `i` to `i + 1`.
 /// Append new entries; never edit a released one. Objects migrate themselves when they
@@ -83,29 +88,19 @@ fn select_list() -> &'static str {
     LIST.get_or_init(|| EVENT_COLUMNS.join(", "))
 }
 
-/// The append statement: inserts the rows of a JSON array of [`event_row`]s (`?1`) with
-/// the idempotency key (`?2`) and request fingerprint (`?3`), only if the log ends at
-/// `?4`. One statement, so all rows or none.
-fn append_statement() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
-        let values: Vec<String> = EVENT_COLUMNS
-            .iter()
-            .enumerate()
-            .map(|(i, column)| match *column {
-                "payload" => format!("unhex(value ->> {i})"),
-                _ => format!("value ->> {i}"),
-            })
-            .collect();
-        format!(
-            "INSERT INTO events ({}, idempotency_key, request_hash)
-             SELECT {}, ?2, ?3
-             FROM json_each(?1)
-             WHERE (SELECT coalesce(max(seq), 0) FROM events) = ?4",
-            select_list(),
-            values.join(", ")
-        )
-    })
+/// The append statement: inserts the rows of `chunks` JSON arrays of [`event_row`]s
+/// (`?4`…) with the idempotency key (`?1`) and request fingerprint (`?2`), only if the log
+/// ends at `?3`. One statement, so all rows or none.
+fn append_statement(chunks: usize) -> String {
+    format!(
+        "INSERT INTO events ({}, idempotency_key, request_hash)
+         SELECT {}, ?1, ?2
+         FROM {}
+         WHERE (SELECT coalesce(max(seq), 0) FROM events) = ?3",
+        select_list(),
+        json_row_values(&EVENT_COLUMNS, &["payload"]),
+        chunked_rows(4, chunks)
+    )
 }
 
 /// Payload bytes (MessagePack) after which a read stops adding events. JSON envelopes
@@ -324,7 +319,8 @@ impl EventStore for SqliteStore {
             }
             return Ok(());
         }
-        let rows: Vec<_> = events.iter().map(event_row).collect();
+        let rows = events.iter().map(|e| event_row(e).to_string());
+        let chunks = json_array_chunks(rows, JSON_CHUNK_BYTES);
         // One statement: all rows, with their idempotency record, or none. It inserts only
         // if the log still ends right before the first new seq, so the store itself keeps
         // the log dense even if a caller's idea of the version were stale; the primary key
@@ -332,15 +328,11 @@ impl EventStore for SqliteStore {
         let first = events[0].seq;
         let cursor = self
             .sql
-            .exec(
-                append_statement(),
-                vec![
-                    serde_json::to_string(&rows).map_err(store_err)?.into(),
-                    key.into(),
-                    hash.into(),
-                    int(first - 1),
-                ],
-            )
+            .exec(&append_statement(chunks.len()), {
+                let mut bindings = vec![key.into(), hash.into(), int(first - 1)];
+                bindings.extend(chunks.into_iter().map(SqlStorageValue::from));
+                bindings
+            })
             .map_err(store_err)?;
         // The guard holds for every row or for none, so nothing written means the log did
         // not end where the caller thought. (`rows_written` also counts index entries, so

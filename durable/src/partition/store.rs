@@ -12,7 +12,10 @@ use stream::{
 };
 use worker::{SqlStorage, SqlStorageValue};
 
-use crate::sql::{SqlError, int, integer, migrate, scalar, text};
+use crate::sql::{
+    JSON_CHUNK_BYTES, SqlError, chunked_rows, int, integer, json_array_chunks, json_row_values,
+    migrate, scalar, text,
+};
 
 const MIGRATIONS: &[&str] = &[
     "
@@ -88,23 +91,12 @@ fn select_list() -> &'static str {
 /// One `INSERT` of the rows in `chunks` JSON arrays (`?1`…`?chunks`): one statement, so
 /// the rows go in all or none, while no bound string has to hold them all.
 fn insert_statement(chunks: usize) -> String {
-    let values: Vec<String> = COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, column)| match *column {
-            "payload" => format!("unhex(value ->> {i})"),
-            _ => format!("value ->> {i}"),
-        })
-        .collect();
-    // A multi-row VALUES, not a UNION ALL of json_each calls: workerd's SQLite refuses
-    // compound SELECTs of more than a few terms, and VALUES is not subject to that limit.
-    let chunks: Vec<String> = (1..=chunks.max(1)).map(|n| format!("(?{n})")).collect();
     format!(
-        "INSERT INTO events ({}, envelope) SELECT {}, unhex(value ->> {}) FROM (VALUES {}) AS chunk, json_each(chunk.column1)",
+        "INSERT INTO events ({}, envelope) SELECT {}, unhex(value ->> {}) FROM {}",
         select_list(),
-        values.join(", "),
+        json_row_values(&COLUMNS, &["payload"]),
         COLUMNS.len(),
-        chunks.join(", ")
+        chunked_rows(1, chunks)
     )
 }
 
@@ -186,10 +178,6 @@ fn decode_row(row: &[SqlStorageValue]) -> Result<SegmentEvent, SqlError> {
         },
     })
 }
-
-/// Most bytes of JSON in one `INSERT` of appended rows: well under the 2 MB that
-/// SQLite-backed objects allow a string, whatever the rows hold.
-const INSERT_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Payload bytes after which a read page stops (it always holds at least one event).
 pub const READ_BUDGET_BYTES: usize = 4 * 1024 * 1024;
@@ -336,24 +324,17 @@ impl PartitionStore {
             return Ok(Ok((ForwardAck { accepted_through }, Vec::new())));
         }
         let head = self.head()?;
-        // The rows are bound as JSON arrays of at most INSERT_CHUNK_BYTES each
+        // The rows are bound as JSON arrays of at most JSON_CHUNK_BYTES each
         // (SQLite-backed objects refuse a string over 2 MB) to one statement, so the batch
         // goes in whole or not at all.
-        let mut chunks: Vec<SqlStorageValue> = Vec::new();
-        let mut chunk = String::from("[");
-        for (i, e) in fresh.iter().enumerate() {
-            let row = row_json(partition, head + 1 + i as u64, batch, e).to_string();
-            if chunk.len() > 1 && chunk.len() + row.len() + 2 > INSERT_CHUNK_BYTES {
-                chunk.push(']');
-                chunks.push(std::mem::replace(&mut chunk, String::from("[")).into());
-            }
-            if chunk.len() > 1 {
-                chunk.push(',');
-            }
-            chunk.push_str(&row);
-        }
-        chunk.push(']');
-        chunks.push(chunk.into());
+        let rows = fresh
+            .iter()
+            .enumerate()
+            .map(|(i, e)| row_json(partition, head + 1 + i as u64, batch, e).to_string());
+        let chunks: Vec<SqlStorageValue> = json_array_chunks(rows, JSON_CHUNK_BYTES)
+            .into_iter()
+            .map(Into::into)
+            .collect();
         self.sql
             .exec(&insert_statement(chunks.len()), chunks)
             .map_err(err)?;
