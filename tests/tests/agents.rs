@@ -517,14 +517,19 @@ async fn two_triage_agents_one_killed_midway_triage_300_items_exactly_once() {
         on_board[&format!("fb-{crash}")]["labels"],
         json!(["bug", "severity:low"])
     );
-    // A flow reads back as one trace: the item, its card, its triage.
-    let trace = c.get("/v1/trace/flow-0").await.expect(200);
-    let types: Vec<&str> = trace["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    // A flow reads back as one trace: the item, its card, its triage (the trace reads the
+    // stream, which the last triage reaches a moment after its command answered).
+    let types = until("the trace of flow-0", Duration::from_secs(30), || async {
+        let trace = c.get("/v1/trace/flow-0").await.expect(200);
+        let types: Vec<String> = trace["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect();
+        (types.len() >= 3).then_some(types)
+    })
+    .await;
     assert_eq!(types, ["FeedbackSubmitted", "CardAdded", "FeedbackTriaged"]);
 
     // Both agents worked; the survivor stops cleanly on SIGTERM, printing nothing on stdout.
@@ -609,16 +614,24 @@ async fn triage_with_the_knowledge_base_links_near_duplicates_and_names_related_
     let board = unique_id("kb-board");
     // A failure the team already sees: an open error group about the checkout button.
     let fingerprint = unique_id("fp");
-    c.ok(
-        "error_group",
-        &fingerprint,
-        cmd(
-            "RecordOccurrences",
-            json!({"error_type": "TypeError", "message": "checkout button handler is undefined on Safari",
-                   "count": 42, "first_seen_ms": 1_000, "last_seen_ms": 2_000, "window_start_ms": 0}),
-        ),
-    )
-    .await;
+    let recorded = c
+        .ok(
+            "error_group",
+            &fingerprint,
+            cmd(
+                "RecordOccurrences",
+                json!({"error_type": "TypeError", "message": "checkout button handler is undefined on Safari",
+                       "count": 42, "first_seen_ms": 1_000, "last_seen_ms": 2_000, "window_start_ms": 0}),
+            ),
+        )
+        .await;
+    // The team sees it already: it is in the knowledge base before the first report.
+    let token = recorded["consistency_token"].as_str().unwrap();
+    c.get(&format!(
+        "/v1/knowledge/search?q=checkout&kinds=error_group&consistency={token}"
+    ))
+    .await
+    .expect(200);
     let agent = TriageAgent::start_with(worker, &tenant, "triage-kb", "kb-agent", &board, &[]);
 
     // The first report of a problem: a new card, naming the related error group.

@@ -162,15 +162,24 @@ async fn await_mirror(c: &Client, standin: &Standin, what: &str) {
     }
 }
 
+/// Boards and feedback items; returns once the embedded read models hold all of it (read
+/// through each aggregate's last consistency token), so that comparing the mirror with
+/// them compares it with the whole workload.
 async fn some_work(c: &Client, tag: &str, boards: usize) {
+    let mut reads = Vec::new();
     for b in 0..boards {
         let id = c.board_with_cards(&format!("{tag}{b}"), 3).await;
-        c.ok(
-            "board",
-            &id,
-            cmd("MoveCard", json!({"card_id": "c1", "to_column": "Doing"})),
-        )
-        .await;
+        let moved = c
+            .ok(
+                "board",
+                &id,
+                cmd("MoveCard", json!({"card_id": "c1", "to_column": "Doing"})),
+            )
+            .await;
+        reads.push(format!(
+            "/v1/projections/board_summary/{id}?consistency={}",
+            moved["consistency_token"].as_str().unwrap()
+        ));
         let fb = tests::unique_id(&format!("{tag}-fb{b}"));
         c.ok(
             "feedback",
@@ -181,15 +190,23 @@ async fn some_work(c: &Client, tag: &str, boards: usize) {
             ),
         )
         .await;
-        c.ok(
-            "feedback",
-            &fb,
-            cmd(
-                "TriageFeedback",
-                json!({"board_id": id, "card_id": "c1", "labels": ["bug"]}),
-            ),
-        )
-        .await;
+        let triaged = c
+            .ok(
+                "feedback",
+                &fb,
+                cmd(
+                    "TriageFeedback",
+                    json!({"board_id": id, "card_id": "c1", "labels": ["bug"]}),
+                ),
+            )
+            .await;
+        reads.push(format!(
+            "/v1/projections/feedback_inbox/{fb}?consistency={}",
+            triaged["consistency_token"].as_str().unwrap()
+        ));
+    }
+    for read in reads {
+        c.get(&read).await.expect(200);
     }
 }
 

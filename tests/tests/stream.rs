@@ -164,19 +164,25 @@ async fn ten_thousand_commands_over_200_aggregates_land_exactly_once() {
     );
 }
 
-/// The partition an aggregate's events went to, from the stream.
-async fn partition_of(c: &Client, id: &str) -> u64 {
+/// The partition board `id`'s events went to, from the stream, once it holds all `events`
+/// of them (forwarding is asynchronous and paced: a command's answer does not wait for it).
+async fn partition_of(c: &Client, id: &str, events: usize) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         for p in 0..PARTITIONS {
-            let events = read_partition(c, p, "&aggregate_type=board").await;
-            if events.iter().any(|e| e["aggregate_id"] == id) {
+            let held = read_partition(c, p, "&aggregate_type=board")
+                .await
+                .iter()
+                .filter(|e| e["aggregate_id"] == id)
+                .count();
+            if held == events {
                 return p;
             }
+            assert!(held < events, "board/{id}: {held} events in the stream");
         }
         assert!(
             Instant::now() < deadline,
-            "board/{id} never reached the stream"
+            "board/{id} never reached the stream whole"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -187,7 +193,7 @@ async fn a_paused_partition_gets_every_event_once_in_order_after_resume_and_a_cr
     let mut worker = Worker::start_with(Options::new().var("STREAM_RETRY_MAX_MS", 500));
     let c = worker.client();
     let id = c.board_with_cards("paused", 0).await;
-    let partition = partition_of(&c, &id).await;
+    let partition = partition_of(&c, &id, 1).await;
     let status = c
         .post_raw(
             &format!("/v1/stream/partitions/{partition}/pause"),
@@ -239,7 +245,7 @@ async fn stream_reads_filter_page_and_refuse_bad_parameters() {
         cmd("SubmitFeedback", json!({"text": "slow", "source": "web"})),
     )
     .await;
-    let board_partition = partition_of(&c, &board).await;
+    let board_partition = partition_of(&c, &board, 4).await;
     let mine = |events: Vec<Value>, id: &str| -> Vec<Value> {
         events
             .into_iter()
@@ -419,6 +425,8 @@ async fn a_slow_stream_reader_is_cut_off_and_resumes_losing_nothing() {
         }
     };
     assert_eq!(resume_after, 0, "nothing was acked");
+    // All 11 in the partition before the resume, so its one `caught_up` comes after them.
+    await_stream(&c, 1, 11).await;
     let mut again = c
         .socket(&format!("/v1/stream/ws?partition=0&after={resume_after}"))
         .await;
