@@ -75,6 +75,25 @@ pub struct NewEvent {
     pub data: Value,
 }
 
+/// What [`AggregateState::decide_typed`] decided: the events as they are stored, and the
+/// same events in the aggregate's own type ([`TypedEvents`]), which
+/// [`AggregateState::apply_decided`] folds into the state without decoding them back.
+#[derive(Debug)]
+pub struct Decision {
+    pub events: Vec<NewEvent>,
+    pub typed: TypedEvents,
+}
+
+/// A decision's events in the aggregate's own type, opaque outside the aggregate that
+/// decided them (a `Vec<A::Event>`).
+pub struct TypedEvents(Box<dyn std::any::Any>);
+
+impl std::fmt::Debug for TypedEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TypedEvents(..)")
+    }
+}
+
 /// One aggregate type: its state, commands, events and rules.
 pub trait Aggregate:
     Default + Clone + Serialize + DeserializeOwned + std::fmt::Debug + 'static
@@ -83,7 +102,7 @@ pub trait Aggregate:
     const TYPE: &'static str;
     /// Commands, adjacently tagged: `{"type": "AddCard", "data": {...}}`.
     type Command: DeserializeOwned + std::fmt::Debug;
-    type Event: DomainEvent;
+    type Event: DomainEvent + 'static;
 
     /// Decides a command against the current state. All rules live here.
     fn decide(&self, command: Self::Command) -> Result<Vec<Self::Event>, Rejection>;
@@ -98,7 +117,17 @@ pub trait AggregateState: std::fmt::Debug {
     fn aggregate_type(&self) -> &'static str;
     /// Decodes `{type, data}` into the aggregate's command and decides it. `data` must be
     /// an object; a decoding error is a [`CommandError::BadCommand`] naming the field.
-    fn decide(&self, command_type: &str, data: Value) -> Result<Vec<NewEvent>, CommandError>;
+    /// Every event is checked to decode back to itself, so an event that could be written
+    /// but never replayed is refused here ([`CommandError::Encoding`]).
+    fn decide_typed(&self, command_type: &str, data: Value) -> Result<Decision, CommandError>;
+    /// [`AggregateState::decide_typed`], keeping only the events as stored.
+    fn decide(&self, command_type: &str, data: Value) -> Result<Vec<NewEvent>, CommandError> {
+        self.decide_typed(command_type, data)
+            .map(|decision| decision.events)
+    }
+    /// Folds the events of a decision this state's aggregate type made — the command path's
+    /// apply, with no decoding. Fails only for another aggregate type's events.
+    fn apply_decided(&mut self, typed: TypedEvents) -> Result<(), CodecError>;
     /// Upcasts, decodes and applies one stored event.
     fn apply(
         &mut self,
@@ -159,7 +188,7 @@ impl<A: Aggregate> AggregateState for State<A> {
         A::TYPE
     }
 
-    fn decide(&self, command_type: &str, data: Value) -> Result<Vec<NewEvent>, CommandError> {
+    fn decide_typed(&self, command_type: &str, data: Value) -> Result<Decision, CommandError> {
         if !data.is_object() {
             // serde would take a struct variant's fields as a positional array too.
             return Err(CommandError::BadCommand(format!(
@@ -173,7 +202,7 @@ impl<A: Aggregate> AggregateState for State<A> {
         )
         .map_err(|e| CommandError::BadCommand(command_decode_message(A::TYPE, command_type, &e)))?;
         let events = self.0.decide(command)?;
-        events
+        let encoded = events
             .iter()
             .map(|event| {
                 let encoded = encode_event(event)?;
@@ -195,7 +224,24 @@ impl<A: Aggregate> AggregateState for State<A> {
                 Ok(encoded)
             })
             .collect::<Result<_, _>>()
-            .map_err(CommandError::Encoding)
+            .map_err(CommandError::Encoding)?;
+        Ok(Decision {
+            events: encoded,
+            typed: TypedEvents(Box::new(events)),
+        })
+    }
+
+    fn apply_decided(&mut self, typed: TypedEvents) -> Result<(), CodecError> {
+        let events = typed.0.downcast::<Vec<A::Event>>().map_err(|_| {
+            CodecError::new(format!(
+                "events decided by another aggregate type applied to a {}",
+                A::TYPE
+            ))
+        })?;
+        for event in events.iter() {
+            self.0.apply(event);
+        }
+        Ok(())
     }
 
     fn apply(

@@ -1966,4 +1966,36 @@ mod tests {
             Err(CommandError::Rejected(_))
         ));
     }
+
+    #[test]
+    fn applying_a_decision_equals_applying_its_stored_events_and_refuses_another_types() {
+        let mut decided: State<Board> = State::default();
+        let mut replayed: State<Board> = State::default();
+        for (command, data) in [
+            ("CreateBoard", json!({"title": "B"})),
+            (
+                "AddCard",
+                json!({"card_id": "c1", "title": "t", "labels": ["x"]}),
+            ),
+            ("MoveCard", json!({"card_id": "c1", "to_column": "Doing"})),
+            (
+                "CommentOnCard",
+                json!({"card_id": "c1", "author": "a", "text": "hi"}),
+            ),
+            ("ArchiveCard", json!({"card_id": "c1"})),
+        ] {
+            let decision = decided.decide_typed(command, data).unwrap();
+            for event in &decision.events {
+                replayed
+                    .apply(event.event_type, event.schema_version, event.data.clone())
+                    .unwrap();
+            }
+            decided.apply_decided(decision.typed).unwrap();
+            assert_eq!(decided.to_json(), replayed.to_json(), "after {command}");
+        }
+        let other = State::<crate::feedback::Feedback>::default()
+            .decide_typed("SubmitFeedback", json!({"text": "t", "source": "web"}))
+            .unwrap();
+        assert!(decided.apply_decided(other.typed).is_err());
+    }
 }

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::aggregate::{AggregateState, CommandError};
+use crate::aggregate::{AggregateState, CommandError, Decision};
 use crate::envelope::Metadata;
 use crate::fields;
 use crate::registry;
@@ -382,9 +382,12 @@ impl Loaded {
         }
         request.check_metadata()?;
         request.expected_version.check(self.version)?;
-        let decided = self
+        let Decision {
+            events: decided,
+            typed,
+        } = self
             .state
-            .decide(&request.command_type, Value::Object(request.data))?;
+            .decide_typed(&request.command_type, Value::Object(request.data))?;
         if decided.len() > inputs.max_events {
             return Err(ExecuteError::TooManyEvents {
                 produced: decided.len(),
@@ -407,19 +410,14 @@ impl Loaded {
         store.append(&events, idempotency)?;
         let previous = self.version;
         self.version += events.len() as u64;
-        // `decide` checked that every event decodes back to itself, so applying cannot
-        // fail and no copy of the state is needed (cloning it would cost O(state) per
-        // command). Should it fail anyway, the cache is rebuilt from the log, which holds
-        // the truth.
-        for event in &events {
-            if let Err(error) =
-                self.state
-                    .apply(&event.event_type, event.schema_version, event.data.clone())
-            {
-                *self = Loaded::load(store, &self.aggregate_type, &self.aggregate_id)
-                    .map_err(|_| StoreError::from(error.clone()))?;
-                return Err(StoreError::from(error).into());
-            }
+        // The events are applied as `decide` made them (it checked that each decodes back
+        // to itself, so they equal what a replay of the log applies), after the append:
+        // no copy of the state is needed (cloning it would cost O(state) per command).
+        // Should it fail anyway, the cache is rebuilt from the log, which holds the truth.
+        if let Err(error) = self.state.apply_decided(typed) {
+            *self = Loaded::load(store, &self.aggregate_type, &self.aggregate_id)
+                .map_err(|_| StoreError::from(error.clone()))?;
+            return Err(StoreError::from(error).into());
         }
         if snapshot_every > 0 && self.version / snapshot_every > previous / snapshot_every {
             // A snapshot is an optimisation: failing to write one loses nothing.
@@ -474,15 +472,13 @@ impl Loaded {
             .map_err(StoreError::from)?;
         let mut events = Vec::new();
         for (index, command) in batch.commands.into_iter().enumerate() {
-            let decided = scratch
-                .decide(&command.command_type, Value::Object(command.data))
+            let decision = scratch
+                .decide_typed(&command.command_type, Value::Object(command.data))
                 .map_err(|e| at_index(index, e))?;
-            for event in decided {
-                scratch
-                    .apply(event.event_type, event.schema_version, event.data.clone())
-                    .map_err(StoreError::from)?;
-                events.push(event);
-            }
+            scratch
+                .apply_decided(decision.typed)
+                .map_err(StoreError::from)?;
+            events.extend(decision.events);
             if events.len() > inputs.max_events {
                 return Err(ExecuteError::TooManyEvents {
                     produced: events.len(),

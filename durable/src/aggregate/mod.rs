@@ -562,15 +562,19 @@ impl AggregateObject {
     }
 
     /// Sends committed events to every open feed. Each frame is serialized once,
-    /// whatever the number of sockets.
+    /// whatever the number of sockets, and not at all when no socket is open.
     fn broadcast(&self, events: &[EventEnvelope]) {
         if events.is_empty() {
+            return;
+        }
+        let feeds = sockets::open_feeds(&self.state);
+        if feeds.is_empty() {
             return;
         }
         let entries: Vec<(u64, String)> = events.iter().map(|e| (e.seq, event_frame(e))).collect();
         let now = now_ms();
         let limits = self.feed_limits();
-        for (socket, mut feed) in sockets::open_feeds(&self.state) {
+        for (socket, mut feed) in feeds {
             let actions = feed.on_commit(&entries, now, &limits);
             if !actions.is_empty() {
                 sockets::save_and_apply(&socket, &feed, actions);

@@ -16,7 +16,6 @@ use domain::store::{
     Direction, EventStore, Idempotency, IdempotentResult, ReadQuery, Snapshot, StoreError,
     StoredEvent,
 };
-use serde_json::json;
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::sql::{
@@ -155,20 +154,21 @@ impl SqliteStore {
 }
 
 /// An event as one JSON array in [`EVENT_COLUMNS`] order (the payload as hex, which
-/// the append statement turns back into a BLOB).
-fn event_row(e: &StoredEvent) -> serde_json::Value {
-    json!([
+/// the append statement turns back into a BLOB), serialized straight to text.
+fn event_row(e: &StoredEvent) -> Result<String, StoreError> {
+    serde_json::to_string(&(
         e.seq,
-        e.event_id,
-        e.event_type,
+        &e.event_id,
+        &e.event_type,
         e.schema_version,
         hex::encode(codec::encode(&e.data)),
         e.recorded_at_ms,
-        e.metadata.command_id,
-        e.metadata.correlation_id,
-        e.metadata.causation_id,
-        e.metadata.actor,
-    ])
+        &e.metadata.command_id,
+        &e.metadata.correlation_id,
+        &e.metadata.causation_id,
+        &e.metadata.actor,
+    ))
+    .map_err(store_err)
 }
 
 /// A row selected with [`select_list`] back into an event.
@@ -319,7 +319,10 @@ impl EventStore for SqliteStore {
             }
             return Ok(());
         }
-        let rows = events.iter().map(|e| event_row(e).to_string());
+        let rows = events
+            .iter()
+            .map(event_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let chunks = json_array_chunks(rows, JSON_CHUNK_BYTES);
         // One statement: all rows, with their idempotency record, or none. It inserts only
         // if the log still ends right before the first new seq, so the store itself keeps
