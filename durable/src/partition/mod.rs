@@ -509,14 +509,19 @@ impl StreamPartition {
         Ok(response)
     }
 
+    /// Sends appended events to every open feed; builds no frames when none is open.
     fn broadcast(&self, partition: u32, events: &[SegmentEvent]) {
+        let feeds = sockets::open_feeds(&self.state);
+        if feeds.is_empty() {
+            return;
+        }
         let entries: Vec<(u64, String)> = events
             .iter()
             .filter_map(|e| Some((e.offset, event_frame(&e.envelope(partition).ok()?))))
             .collect();
         let now = now_ms();
         let limits = self.feed_limits();
-        for (socket, mut feed) in sockets::open_feeds(&self.state) {
+        for (socket, mut feed) in feeds {
             let actions = feed.on_commit(&entries, now, &limits);
             if !actions.is_empty() {
                 sockets::save_and_apply(&socket, &feed, actions);
