@@ -1,7 +1,7 @@
 //! The one storage codec: MessagePack with named fields (rmp-serde), so payloads stay
 //! self-describing and fields can be added without breaking old rows.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("codec: {0}")]
@@ -30,6 +30,12 @@ pub const MAX_DEPTH: usize = 128;
 /// Decodes MessagePack. Never panics, whatever the bytes: malformed, truncated or too
 /// deeply nested input is a [`CodecError`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    decode_borrowed(bytes)
+}
+
+/// [`decode`] for types that borrow from `bytes` (strings and `bin` data as slices of it,
+/// nothing copied), with the same guarantees.
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
     deserializer.set_max_depth(MAX_DEPTH);
     T::deserialize(&mut deserializer).map_err(|e| CodecError::new(e.to_string()))

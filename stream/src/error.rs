@@ -19,7 +19,7 @@ pub enum FormatError {
     #[error("forward batch: {0}")]
     Seqs(#[from] SeqError),
     /// A segment written by a format this build does not know (a newer one, or garbage).
-    #[error("segment: format version {found} is unknown; this build reads {known}")]
+    #[error("segment: format version {found} is unknown; this build reads formats 1 to {known}")]
     UnknownFormatVersion { found: u32, known: u32 },
     /// A segment with no events: sealing only ever writes whole, non-empty ranges.
     #[error("segment: no events")]

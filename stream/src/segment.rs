@@ -10,9 +10,13 @@
 //! MessagePack with named fields ([`domain::codec`]): a [`Segment`] header (format version,
 //! partition, first and last offset) and its events in offset order, each a
 //! [`SegmentEvent`] — its offset, its aggregate, and the [`ForwardedEvent`] exactly as the
-//! aggregate forwarded it (payload bytes untouched). [`Segment::decode`] refuses an unknown
-//! [`FORMAT_VERSION`] and any segment whose events are not exactly the dense offsets
-//! `first_offset..=last_offset`, so a reader never serves a segment with holes.
+//! aggregate forwarded it (payload bytes untouched). Format 2 adds `envelopes`: each event's
+//! envelope as MessagePack pages carry it (`codec::encode` of the envelope with its
+//! position), so a page of the segment is those bytes spliced together
+//! ([`SegmentEnvelopes`]) with no event decoded. [`Segment::decode`] reads formats 1 and 2,
+//! refuses any other version and any segment whose events are not exactly the dense offsets
+//! `first_offset..=last_offset` (or, in format 2, without one envelope per event), so a
+//! reader never serves a segment with holes.
 //!
 //! # Object keys
 //! `"{tenant}/stream/v1/p{partition}/{first_offset:020}-{last_offset:020}.msgpack"`
@@ -35,12 +39,16 @@ use domain::EventEnvelope;
 use domain::codec::{self, CodecError};
 use domain::envelope::Position;
 use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 
 use crate::batch::ForwardedEvent;
 use crate::error::FormatError;
 
-/// The segment body format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The segment body format this build writes. It also reads format 1 (no `envelopes`).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest segment format this build reads.
+pub const OLDEST_READABLE_FORMAT: u32 = 1;
 
 /// Most ranges one call to [`seal_ranges`] returns: sealing is done a bounded number of
 /// segments at a time (each is read, encoded and written whole), and the caller asks again.
@@ -58,6 +66,81 @@ pub struct Segment {
     pub last_offset: u64,
     /// Every offset from `first_offset` to `last_offset`, in order.
     pub events: Vec<SegmentEvent>,
+    /// Format 2: the MessagePack envelope of each event of `events`, in the same order (what
+    /// a MessagePack page splices). Empty in format 1.
+    #[serde(default)]
+    pub envelopes: Vec<ByteBuf>,
+}
+
+/// Why bytes did not decode as a segment. A future format may not even have this shape:
+/// report its version if the bytes have one, since that is the actual reason.
+fn undecodable(bytes: &[u8], error: CodecError) -> FormatError {
+    #[derive(Deserialize)]
+    struct Header {
+        format_version: u32,
+    }
+    match codec::decode::<Header>(bytes) {
+        Ok(header)
+            if !(OLDEST_READABLE_FORMAT..=FORMAT_VERSION).contains(&header.format_version) =>
+        {
+            FormatError::UnknownFormatVersion {
+                found: header.format_version,
+                known: FORMAT_VERSION,
+            }
+        }
+        _ => FormatError::Codec(error),
+    }
+}
+
+/// The header and envelopes of a format-2 segment, borrowed from its bytes: what serving an
+/// unfiltered MessagePack page needs, without decoding (or allocating) a single event. The
+/// events are still walked over by the decoder, not built.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SegmentEnvelopes<'a> {
+    pub format_version: u32,
+    pub first_offset: u64,
+    pub last_offset: u64,
+    #[serde(borrow, default)]
+    pub envelopes: Vec<&'a [u8]>,
+}
+
+impl<'a> SegmentEnvelopes<'a> {
+    /// The envelopes of a segment's bytes: `None` for a format-1 segment (it has none, so
+    /// the caller decodes the events), an error for bytes that are not a segment or whose
+    /// envelopes do not cover its range exactly.
+    pub fn decode(bytes: &'a [u8]) -> Result<Option<Self>, FormatError> {
+        let view: Self = codec::decode_borrowed(bytes).map_err(|e| undecodable(bytes, e))?;
+        if view.format_version == OLDEST_READABLE_FORMAT {
+            return Ok(None);
+        }
+        if view.format_version != FORMAT_VERSION {
+            return Err(FormatError::UnknownFormatVersion {
+                found: view.format_version,
+                known: FORMAT_VERSION,
+            });
+        }
+        let span = (u128::from(view.last_offset) + 1).checked_sub(u128::from(view.first_offset));
+        if span != Some(view.envelopes.len() as u128) {
+            return Err(FormatError::RangeMismatch {
+                first_offset: view.first_offset,
+                last_offset: view.last_offset,
+                events: view.envelopes.len(),
+            });
+        }
+        Ok(Some(view))
+    }
+
+    /// The envelopes of the offsets after `after` (a reader's cursor), in order, each with
+    /// its offset.
+    pub fn after(&self, after: u64) -> impl Iterator<Item = (u64, &'a [u8])> + '_ {
+        let start = after.saturating_add(1).saturating_sub(self.first_offset);
+        let start = usize::try_from(start).unwrap_or(usize::MAX);
+        self.envelopes
+            .iter()
+            .enumerate()
+            .skip(start)
+            .map(|(index, bytes)| (self.first_offset + index as u64, *bytes))
+    }
 }
 
 /// One event of a partition: its offset, its aggregate and the event as forwarded. (This is
@@ -85,8 +168,37 @@ impl SegmentEvent {
 
 impl Segment {
     /// A segment of `events`, which must be non-empty with dense offsets; the range is taken
-    /// from them. The checked way to build one.
+    /// from them, and each event's envelope is encoded. The checked way to build one.
     pub fn new(partition: u32, events: Vec<SegmentEvent>) -> Result<Self, FormatError> {
+        let stored = vec![None; events.len()];
+        Self::with_envelopes(partition, events, stored)
+    }
+
+    /// [`Segment::new`] with the envelopes already encoded where `stored[i]` has them (a
+    /// partition keeps each event's envelope from its append); the others are encoded here.
+    /// `stored` must have one entry per event.
+    pub fn with_envelopes(
+        partition: u32,
+        events: Vec<SegmentEvent>,
+        stored: Vec<Option<Vec<u8>>>,
+    ) -> Result<Self, FormatError> {
+        if stored.len() != events.len() {
+            return Err(FormatError::Codec(CodecError::new(format!(
+                "{} envelopes for {} events",
+                stored.len(),
+                events.len()
+            ))));
+        }
+        let envelopes = events
+            .iter()
+            .zip(stored)
+            .map(|(event, stored)| match stored {
+                Some(bytes) => Ok(ByteBuf::from(bytes)),
+                None => event
+                    .envelope(partition)
+                    .map(|envelope| ByteBuf::from(codec::encode(&envelope))),
+            })
+            .collect::<Result<Vec<_>, CodecError>>()?;
         let (first_offset, last_offset) = match (events.first(), events.last()) {
             (Some(first), Some(last)) => (first.offset, last.offset),
             _ => return Err(FormatError::EmptySegment),
@@ -97,6 +209,7 @@ impl Segment {
             first_offset,
             last_offset,
             events,
+            envelopes,
         };
         segment.check()?;
         Ok(segment)
@@ -110,34 +223,21 @@ impl Segment {
     /// Decodes a segment, refusing an unknown format version and events that are not the
     /// dense offsets `first_offset..=last_offset`.
     pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
-        let segment: Self = match codec::decode(bytes) {
-            Ok(segment) => segment,
-            Err(error) => {
-                // A future format may not even have this shape: report its version if the
-                // bytes have one, since that is the actual reason.
-                #[derive(Deserialize)]
-                struct Header {
-                    format_version: u32,
-                }
-                return Err(match codec::decode::<Header>(bytes) {
-                    Ok(header) if header.format_version != FORMAT_VERSION => {
-                        FormatError::UnknownFormatVersion {
-                            found: header.format_version,
-                            known: FORMAT_VERSION,
-                        }
-                    }
-                    _ => FormatError::Codec(error),
-                });
-            }
-        };
+        let segment: Self = codec::decode(bytes).map_err(|e| undecodable(bytes, e))?;
         segment.check()?;
         Ok(segment)
     }
 
-    /// The segment's rules: the known format version, at least one event, and events that
-    /// are exactly the offsets `first_offset..=last_offset` in order.
+    /// The segment's rules: a known format version, at least one event, events that are
+    /// exactly the offsets `first_offset..=last_offset` in order, and in format 2 one
+    /// envelope per event (format 1 has none).
     pub fn check(&self) -> Result<(), FormatError> {
-        if self.format_version != FORMAT_VERSION {
+        let envelopes = match self.format_version {
+            FORMAT_VERSION => self.events.len(),
+            OLDEST_READABLE_FORMAT => 0,
+            _ => usize::MAX,
+        };
+        if envelopes == usize::MAX {
             return Err(FormatError::UnknownFormatVersion {
                 found: self.format_version,
                 known: FORMAT_VERSION,
@@ -153,6 +253,13 @@ impl Segment {
                 first_offset: self.first_offset,
                 last_offset: self.last_offset,
                 events: self.events.len(),
+            });
+        }
+        if self.envelopes.len() != envelopes {
+            return Err(FormatError::RangeMismatch {
+                first_offset: self.first_offset,
+                last_offset: self.last_offset,
+                events: self.envelopes.len(),
             });
         }
         // The range fits the count, so first_offset + index <= last_offset: no overflow.
@@ -427,23 +534,91 @@ mod tests {
     #[test]
     fn decode_refuses_unknown_format_versions() {
         assert_eq!(
-            decode_tampered(|s| s.format_version = 2),
-            Err(FormatError::UnknownFormatVersion { found: 2, known: 1 })
+            decode_tampered(|s| s.format_version = 3),
+            Err(FormatError::UnknownFormatVersion { found: 3, known: 2 })
         );
         // A future format of another shape still reports its version, not a shape error.
         let future =
-            codec::encode(&json!({"format_version": 2, "columns": ["offset"], "rows": []}));
+            codec::encode(&json!({"format_version": 3, "columns": ["offset"], "rows": []}));
         assert_eq!(
             Segment::decode(&future),
-            Err(FormatError::UnknownFormatVersion { found: 2, known: 1 })
+            Err(FormatError::UnknownFormatVersion { found: 3, known: 2 })
+        );
+        assert_eq!(
+            SegmentEnvelopes::decode(&future),
+            Err(FormatError::UnknownFormatVersion { found: 3, known: 2 })
         );
         // Our version in a broken shape is a codec error.
-        let broken = codec::encode(&json!({"format_version": 1, "events": "no"}));
+        let broken = codec::encode(&json!({"format_version": 2, "events": "no"}));
         assert!(matches!(
             Segment::decode(&broken),
             Err(FormatError::Codec(_))
         ));
         assert!(matches!(Segment::decode(&[]), Err(FormatError::Codec(_))));
+    }
+
+    #[test]
+    fn format_2_carries_each_events_envelope_and_serves_them_borrowed() {
+        let s = segment(11..=15);
+        assert_eq!(s.envelopes.len(), 5);
+        for (event, envelope) in s.events.iter().zip(&s.envelopes) {
+            assert_eq!(
+                envelope.as_slice(),
+                codec::encode(&event.envelope(3).unwrap()).as_slice()
+            );
+        }
+        let bytes = s.encode();
+        let view = SegmentEnvelopes::decode(&bytes).unwrap().unwrap();
+        assert_eq!((view.first_offset, view.last_offset), (11, 15));
+        let after_12: Vec<(u64, &[u8])> = view.after(12).collect();
+        assert_eq!(
+            after_12,
+            vec![
+                (13, s.envelopes[2].as_slice()),
+                (14, s.envelopes[3].as_slice()),
+                (15, s.envelopes[4].as_slice())
+            ]
+        );
+        assert_eq!(view.after(0).count(), 5);
+        assert_eq!(view.after(15).count(), 0);
+        assert_eq!(view.after(u64::MAX).count(), 0);
+        // Stored envelopes are taken as they are (the partition keeps them from the append).
+        let stored = Segment::with_envelopes(
+            3,
+            vec![event(1), event(2)],
+            vec![Some(b"stored".to_vec()), None],
+        )
+        .unwrap();
+        assert_eq!(stored.envelopes[0].as_slice(), b"stored");
+        assert_eq!(
+            stored.envelopes[1].as_slice(),
+            codec::encode(&event(2).envelope(3).unwrap()).as_slice()
+        );
+        assert!(Segment::with_envelopes(3, vec![event(1)], vec![]).is_err());
+    }
+
+    #[test]
+    fn format_1_segments_still_read_and_have_no_envelopes_to_splice() {
+        let mut old = segment(1..=4);
+        old.format_version = 1;
+        old.envelopes.clear();
+        let bytes = old.encode();
+        assert_eq!(Segment::decode(&bytes), Ok(old));
+        assert_eq!(SegmentEnvelopes::decode(&bytes), Ok(None));
+    }
+
+    #[test]
+    fn a_format_2_segment_missing_an_envelope_is_refused() {
+        let mut short = segment(1..=4);
+        short.envelopes.pop();
+        let bytes = short.encode();
+        let refusal = FormatError::RangeMismatch {
+            first_offset: 1,
+            last_offset: 4,
+            events: 3,
+        };
+        assert_eq!(Segment::decode(&bytes), Err(refusal.clone()));
+        assert_eq!(SegmentEnvelopes::decode(&bytes), Err(refusal));
     }
 
     #[test]

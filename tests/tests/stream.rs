@@ -490,6 +490,29 @@ async fn archived_history_reads_the_same_and_time_travel_still_works() {
         .collect();
     assert_eq!(offsets, [14, 15, 16]);
     assert_eq!(page["next_after"], 16);
+    // MessagePack pages of the archive are spliced from the envelopes the segments carry:
+    // the same pages as JSON, whether they start or end inside a segment, take a whole one
+    // or are hot (limits 3, 7 and 25 over segments of 10).
+    for limit in [3, 7, 25] {
+        let mut after = 0;
+        let mut pages = 0;
+        loop {
+            let path = format!("/v1/stream?partition=0&after={after}&limit={limit}");
+            let json = c.get(&path).await.expect(200);
+            let packed = c.get_as(&path, "application/msgpack").await;
+            assert_eq!(packed.status, 200);
+            let page: Value = rmp_serde::from_slice(&packed.body).unwrap();
+            assert_eq!(page, json, "the page of {limit} after {after}");
+            pages += 1;
+            match json["next_after"].as_u64() {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
+        // A page ends where its segment ends: 4 segments of 10, then 17 hot events.
+        let expected = 4 * 10usize.div_ceil(limit) + 17usize.div_ceil(limit);
+        assert_eq!(pages, expected, "pages of {limit}");
+    }
     // Time travel on the aggregate is untouched by the stream's archive.
     let state = c.state("board", &id, "?at_version=5").await.expect(200);
     assert_eq!(state["version"], 5);

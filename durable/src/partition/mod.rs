@@ -244,8 +244,41 @@ impl StreamPartition {
         let mut cache_outcome = None;
         let (events, next_after) = match archived {
             Some((first, last)) => {
-                let (segment, outcome) = self.segment(tenant, partition, first, last).await?;
+                let (bytes, outcome) = self.segment_bytes(tenant, partition, first, last).await?;
                 cache_outcome = outcome;
+                if encoding == Encoding::MessagePack && *filter == StreamFilter::default() {
+                    // An unfiltered MessagePack page of a format-2 segment: its stored
+                    // envelopes spliced, no event decoded.
+                    if let Some(view) = stream::segment::SegmentEnvelopes::decode(&bytes)
+                        .map_err(ApiError::internal)?
+                    {
+                        let mut envelopes = Vec::new();
+                        let mut count = 0;
+                        let mut next_after = last;
+                        for (offset, envelope) in view.after(after) {
+                            // Whole envelopes count against the budget here (a little more
+                            // than the payloads a hot page counts), so such a page may end a
+                            // few events earlier; the cursor says where.
+                            if count >= limit || envelopes.len() >= READ_BUDGET_BYTES {
+                                next_after = offset - 1;
+                                break;
+                            }
+                            envelopes.extend_from_slice(envelope);
+                            count += 1;
+                        }
+                        let mut response = crate::encoding::packed_page_response(
+                            &envelopes,
+                            count,
+                            (next_after < head).then_some(next_after),
+                            head,
+                        )?;
+                        if let Some(outcome) = cache_outcome {
+                            response.headers_mut().set(CACHE_HEADER, outcome)?;
+                        }
+                        return Ok(response);
+                    }
+                }
+                let segment = Segment::decode(&bytes).map_err(ApiError::internal)?;
                 let mut events = Vec::new();
                 let mut bytes = 0;
                 let mut next_after = last;
@@ -293,15 +326,15 @@ impl StreamPartition {
         Ok(response)
     }
 
-    /// An archived segment, from the edge cache or R2, and whether the cache had it
+    /// An archived segment's bytes, from the edge cache or R2, and whether the cache had it
     /// (`hit`), took it (`miss`), or is off (`None`).
-    async fn segment(
+    async fn segment_bytes(
         &self,
         tenant: &str,
         partition: u32,
         first: u64,
         last: u64,
-    ) -> ApiResult<(Segment, Option<&'static str>)> {
+    ) -> ApiResult<(Vec<u8>, Option<&'static str>)> {
         let key = stream::segment::object_key(tenant, partition, first, last);
         let cache = EdgeCache::from_env(&self.env, &self.config);
         let cache_key = EdgeCache::key(&["segment", &key]);
@@ -329,8 +362,7 @@ impl StreamPartition {
                 bytes
             }
         };
-        let segment = Segment::decode(&bytes).map_err(ApiError::internal)?;
-        Ok((segment, outcome))
+        Ok((bytes, outcome))
     }
 
     fn archive_bucket(&self) -> ApiResult<Bucket> {
@@ -364,10 +396,11 @@ impl StreamPartition {
                 return Ok(());
             }
             for (first, last) in ranges {
-                let events = self
+                let range = self
                     .with_store(|s| s.range(first, last).map_err(ApiError::internal))
                     .map_err(|e| e.message)?;
-                let segment = Segment::new(partition, events).map_err(|e| e.to_string())?;
+                let segment = Segment::with_envelopes(partition, range.events, range.envelopes)
+                    .map_err(|e| e.to_string())?;
                 let bytes = segment.encode();
                 let key = segment.object_key(tenant);
                 self.archive_bucket()

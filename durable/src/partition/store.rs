@@ -221,6 +221,14 @@ pub struct PackedPage {
     pub next_after: Option<u64>,
 }
 
+/// A range of the hot table about to be sealed: its events and, beside each, its stored
+/// envelope if it has one.
+#[derive(Default)]
+pub struct SealedRange {
+    pub events: Vec<SegmentEvent>,
+    pub envelopes: Vec<Option<Vec<u8>>>,
+}
+
 pub struct PartitionStore {
     sql: SqlStorage,
 }
@@ -501,22 +509,30 @@ impl PartitionStore {
         Ok((head, scan_end, conditions, bindings))
     }
 
-    /// The events `first..=last` of the hot table, for sealing into a segment.
-    pub fn range(&self, first: u64, last: u64) -> Result<Vec<SegmentEvent>, SqlError> {
+    /// The events `first..=last` of the hot table, for sealing into a segment, each with
+    /// its stored envelope (`None` for rows appended before envelopes were stored).
+    pub fn range(&self, first: u64, last: u64) -> Result<SealedRange, SqlError> {
         let cursor = self
             .sql
             .exec(
                 &format!(
-                    "SELECT {} FROM events WHERE stream_offset BETWEEN ? AND ? ORDER BY stream_offset",
+                    "SELECT {}, envelope FROM events WHERE stream_offset BETWEEN ? AND ? ORDER BY stream_offset",
                     select_list()
                 ),
                 vec![int(first), int(last)],
             )
             .map_err(err)?;
-        cursor
-            .raw()
-            .map(|row| decode_row(&row.map_err(err)?))
-            .collect()
+        let mut range = SealedRange::default();
+        for row in cursor.raw() {
+            let mut row = row.map_err(err)?;
+            let envelope = match row.pop() {
+                Some(SqlStorageValue::Blob(bytes)) => Some(bytes),
+                _ => None,
+            };
+            range.events.push(decode_row(&row)?);
+            range.envelopes.push(envelope);
+        }
+        Ok(range)
     }
 
     /// Records a segment written to R2 and drops its events from the hot table — one
