@@ -72,6 +72,20 @@ pub struct Segment {
     pub envelopes: Vec<ByteBuf>,
 }
 
+/// `first_offset..=last_offset` must hold exactly `count` offsets.
+fn check_span(first_offset: u64, last_offset: u64, count: usize) -> Result<(), FormatError> {
+    // u128: a range of every u64 offset has 2^64 events.
+    let span = (u128::from(last_offset) + 1).checked_sub(u128::from(first_offset));
+    if span != Some(count as u128) {
+        return Err(FormatError::RangeMismatch {
+            first_offset,
+            last_offset,
+            events: count,
+        });
+    }
+    Ok(())
+}
+
 /// Why bytes did not decode as a segment. A future format may not even have this shape:
 /// report its version if the bytes have one, since that is the actual reason.
 fn undecodable(bytes: &[u8], error: CodecError) -> FormatError {
@@ -119,14 +133,7 @@ impl<'a> SegmentEnvelopes<'a> {
                 known: FORMAT_VERSION,
             });
         }
-        let span = (u128::from(view.last_offset) + 1).checked_sub(u128::from(view.first_offset));
-        if span != Some(view.envelopes.len() as u128) {
-            return Err(FormatError::RangeMismatch {
-                first_offset: view.first_offset,
-                last_offset: view.last_offset,
-                events: view.envelopes.len(),
-            });
-        }
+        check_span(view.first_offset, view.last_offset, view.envelopes.len())?;
         Ok(Some(view))
     }
 
@@ -246,15 +253,7 @@ impl Segment {
         if self.events.is_empty() {
             return Err(FormatError::EmptySegment);
         }
-        // u128: a range of every u64 offset has 2^64 events.
-        let span = (u128::from(self.last_offset) + 1).checked_sub(u128::from(self.first_offset));
-        if span != Some(self.events.len() as u128) {
-            return Err(FormatError::RangeMismatch {
-                first_offset: self.first_offset,
-                last_offset: self.last_offset,
-                events: self.events.len(),
-            });
-        }
+        check_span(self.first_offset, self.last_offset, self.events.len())?;
         if self.envelopes.len() != envelopes {
             return Err(FormatError::RangeMismatch {
                 first_offset: self.first_offset,
