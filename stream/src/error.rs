@@ -19,7 +19,7 @@ pub enum FormatError {
     #[error("forward batch: {0}")]
     Seqs(#[from] SeqError),
     /// A segment written by a format this build does not know (a newer one, or garbage).
-    #[error("segment: format version {found} is unknown; this build reads formats 1 to {known}")]
+    #[error("segment: format version {found} is unknown; this build reads {known}")]
     UnknownFormatVersion { found: u32, known: u32 },
     /// A segment with no events: sealing only ever writes whole, non-empty ranges.
     #[error("segment: no events")]
@@ -30,6 +30,13 @@ pub enum FormatError {
         first_offset: u64,
         last_offset: u64,
         events: usize,
+    },
+    /// A segment's `envelopes` are present but not one per offset of its range.
+    #[error("segment: {envelopes} envelopes for offsets {first_offset}..={last_offset}")]
+    EnvelopeCount {
+        first_offset: u64,
+        last_offset: u64,
+        envelopes: usize,
     },
     /// A segment's events are not the dense run of offsets from `first_offset`: event `index`
     /// has offset `found` instead of `expected`.

@@ -10,13 +10,16 @@
 //! MessagePack with named fields ([`domain::codec`]): a [`Segment`] header (format version,
 //! partition, first and last offset) and its events in offset order, each a
 //! [`SegmentEvent`] — its offset, its aggregate, and the [`ForwardedEvent`] exactly as the
-//! aggregate forwarded it (payload bytes untouched). Format 2 adds `envelopes`: each event's
-//! envelope as MessagePack pages carry it (`codec::encode` of the envelope with its
+//! aggregate forwarded it (payload bytes untouched) — and, optionally, `envelopes`: each
+//! event's envelope as MessagePack pages carry it (`codec::encode` of the envelope with its
 //! position), so a page of the segment is those bytes spliced together
-//! ([`SegmentEnvelopes`]) with no event decoded. [`Segment::decode`] reads formats 1 and 2,
-//! refuses any other version and any segment whose events are not exactly the dense offsets
-//! `first_offset..=last_offset` (or, in format 2, without one envelope per event), so a
-//! reader never serves a segment with holes.
+//! ([`SegmentEnvelopes`]) with no event decoded. The field is additive within
+//! [`FORMAT_VERSION`] 1: segments written before it (or sealed without it, when an envelope
+//! could not be encoded) simply lack it and are read by decoding their events, and a build
+//! that does not know the field ignores it, so rolling back never strands a segment.
+//! [`Segment::decode`] refuses an unknown [`FORMAT_VERSION`], any segment whose events are not
+//! exactly the dense offsets `first_offset..=last_offset`, and `envelopes` that are present
+//! but not one per event, so a reader never serves a segment with holes.
 //!
 //! # Object keys
 //! `"{tenant}/stream/v1/p{partition}/{first_offset:020}-{last_offset:020}.msgpack"`
@@ -44,11 +47,8 @@ use serde_bytes::ByteBuf;
 use crate::batch::ForwardedEvent;
 use crate::error::FormatError;
 
-/// The segment body format this build writes. It also reads format 1 (no `envelopes`).
-pub const FORMAT_VERSION: u32 = 2;
-
-/// The oldest segment format this build reads.
-pub const OLDEST_READABLE_FORMAT: u32 = 1;
+/// The segment body format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
 
 /// Most ranges one call to [`seal_ranges`] returns: sealing is done a bounded number of
 /// segments at a time (each is read, encoded and written whole), and the caller asks again.
@@ -66,9 +66,9 @@ pub struct Segment {
     pub last_offset: u64,
     /// Every offset from `first_offset` to `last_offset`, in order.
     pub events: Vec<SegmentEvent>,
-    /// Format 2: the MessagePack envelope of each event of `events`, in the same order (what
-    /// a MessagePack page splices). Empty in format 1.
-    #[serde(default)]
+    /// The MessagePack envelope of each event of `events`, in the same order (what a
+    /// MessagePack page splices), or empty: absent from segments sealed without it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub envelopes: Vec<ByteBuf>,
 }
 
@@ -94,9 +94,7 @@ fn undecodable(bytes: &[u8], error: CodecError) -> FormatError {
         format_version: u32,
     }
     match codec::decode::<Header>(bytes) {
-        Ok(header)
-            if !(OLDEST_READABLE_FORMAT..=FORMAT_VERSION).contains(&header.format_version) =>
-        {
+        Ok(header) if header.format_version != FORMAT_VERSION => {
             FormatError::UnknownFormatVersion {
                 found: header.format_version,
                 known: FORMAT_VERSION,
@@ -106,7 +104,7 @@ fn undecodable(bytes: &[u8], error: CodecError) -> FormatError {
     }
 }
 
-/// The header and envelopes of a format-2 segment, borrowed from its bytes: what serving an
+/// The header and envelopes of a segment, borrowed from its bytes: what serving an
 /// unfiltered MessagePack page needs, without decoding (or allocating) a single event. The
 /// events are still walked over by the decoder, not built.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -119,21 +117,27 @@ pub struct SegmentEnvelopes<'a> {
 }
 
 impl<'a> SegmentEnvelopes<'a> {
-    /// The envelopes of a segment's bytes: `None` for a format-1 segment (it has none, so
-    /// the caller decodes the events), an error for bytes that are not a segment or whose
-    /// envelopes do not cover its range exactly.
+    /// The envelopes of a segment's bytes: `None` for a segment without them (the caller
+    /// decodes its events), an error for bytes that are not a segment or whose envelopes do
+    /// not cover its range exactly.
     pub fn decode(bytes: &'a [u8]) -> Result<Option<Self>, FormatError> {
         let view: Self = codec::decode_borrowed(bytes).map_err(|e| undecodable(bytes, e))?;
-        if view.format_version == OLDEST_READABLE_FORMAT {
-            return Ok(None);
-        }
         if view.format_version != FORMAT_VERSION {
             return Err(FormatError::UnknownFormatVersion {
                 found: view.format_version,
                 known: FORMAT_VERSION,
             });
         }
-        check_span(view.first_offset, view.last_offset, view.envelopes.len())?;
+        if view.envelopes.is_empty() {
+            return Ok(None);
+        }
+        check_span(view.first_offset, view.last_offset, view.envelopes.len()).map_err(|_| {
+            FormatError::EnvelopeCount {
+                first_offset: view.first_offset,
+                last_offset: view.last_offset,
+                envelopes: view.envelopes.len(),
+            }
+        })?;
         Ok(Some(view))
     }
 
@@ -183,7 +187,9 @@ impl Segment {
 
     /// [`Segment::new`] with the envelopes already encoded where `stored[i]` has them (a
     /// partition keeps each event's envelope from its append); the others are encoded here.
-    /// `stored` must have one entry per event.
+    /// `stored` must have one entry per event. Should an event's envelope not encode (its
+    /// payload bytes are not MessagePack), the segment is sealed without envelopes — its
+    /// readers decode the events, and only that event's reads fail, as in the hot table.
     pub fn with_envelopes(
         partition: u32,
         events: Vec<SegmentEvent>,
@@ -205,7 +211,8 @@ impl Segment {
                     .envelope(partition)
                     .map(|envelope| ByteBuf::from(codec::encode(&envelope))),
             })
-            .collect::<Result<Vec<_>, CodecError>>()?;
+            .collect::<Result<Vec<_>, CodecError>>()
+            .unwrap_or_default();
         let (first_offset, last_offset) = match (events.first(), events.last()) {
             (Some(first), Some(last)) => (first.offset, last.offset),
             _ => return Err(FormatError::EmptySegment),
@@ -236,15 +243,10 @@ impl Segment {
     }
 
     /// The segment's rules: a known format version, at least one event, events that are
-    /// exactly the offsets `first_offset..=last_offset` in order, and in format 2 one
-    /// envelope per event (format 1 has none).
+    /// exactly the offsets `first_offset..=last_offset` in order, and envelopes either
+    /// absent or one per event.
     pub fn check(&self) -> Result<(), FormatError> {
-        let envelopes = match self.format_version {
-            FORMAT_VERSION => self.events.len(),
-            OLDEST_READABLE_FORMAT => 0,
-            _ => usize::MAX,
-        };
-        if envelopes == usize::MAX {
+        if self.format_version != FORMAT_VERSION {
             return Err(FormatError::UnknownFormatVersion {
                 found: self.format_version,
                 known: FORMAT_VERSION,
@@ -254,11 +256,11 @@ impl Segment {
             return Err(FormatError::EmptySegment);
         }
         check_span(self.first_offset, self.last_offset, self.events.len())?;
-        if self.envelopes.len() != envelopes {
-            return Err(FormatError::RangeMismatch {
+        if !self.envelopes.is_empty() && self.envelopes.len() != self.events.len() {
+            return Err(FormatError::EnvelopeCount {
                 first_offset: self.first_offset,
                 last_offset: self.last_offset,
-                events: self.envelopes.len(),
+                envelopes: self.envelopes.len(),
             });
         }
         // The range fits the count, so first_offset + index <= last_offset: no overflow.
@@ -533,22 +535,22 @@ mod tests {
     #[test]
     fn decode_refuses_unknown_format_versions() {
         assert_eq!(
-            decode_tampered(|s| s.format_version = 3),
-            Err(FormatError::UnknownFormatVersion { found: 3, known: 2 })
+            decode_tampered(|s| s.format_version = 2),
+            Err(FormatError::UnknownFormatVersion { found: 2, known: 1 })
         );
         // A future format of another shape still reports its version, not a shape error.
         let future =
-            codec::encode(&json!({"format_version": 3, "columns": ["offset"], "rows": []}));
+            codec::encode(&json!({"format_version": 2, "columns": ["offset"], "rows": []}));
         assert_eq!(
             Segment::decode(&future),
-            Err(FormatError::UnknownFormatVersion { found: 3, known: 2 })
+            Err(FormatError::UnknownFormatVersion { found: 2, known: 1 })
         );
         assert_eq!(
             SegmentEnvelopes::decode(&future),
-            Err(FormatError::UnknownFormatVersion { found: 3, known: 2 })
+            Err(FormatError::UnknownFormatVersion { found: 2, known: 1 })
         );
         // Our version in a broken shape is a codec error.
-        let broken = codec::encode(&json!({"format_version": 2, "events": "no"}));
+        let broken = codec::encode(&json!({"format_version": 1, "events": "no"}));
         assert!(matches!(
             Segment::decode(&broken),
             Err(FormatError::Codec(_))
@@ -557,7 +559,7 @@ mod tests {
     }
 
     #[test]
-    fn format_2_carries_each_events_envelope_and_serves_them_borrowed() {
+    fn a_segment_carries_each_events_envelope_and_serves_them_borrowed() {
         let s = segment(11..=15);
         assert_eq!(s.envelopes.len(), 5);
         for (event, envelope) in s.events.iter().zip(&s.envelopes) {
@@ -594,27 +596,49 @@ mod tests {
             codec::encode(&event(2).envelope(3).unwrap()).as_slice()
         );
         assert!(Segment::with_envelopes(3, vec![event(1)], vec![]).is_err());
+        // An envelope that cannot be encoded (payload bytes that are not MessagePack): the
+        // segment is sealed without envelopes, and read by decoding its events.
+        let mut broken = event(2);
+        broken.event.data_msgpack = vec![0xc1];
+        let sealed = Segment::with_envelopes(3, vec![event(1), broken], vec![None, None]).unwrap();
+        assert!(sealed.envelopes.is_empty());
+        assert_eq!(SegmentEnvelopes::decode(&sealed.encode()), Ok(None));
     }
 
     #[test]
-    fn format_1_segments_still_read_and_have_no_envelopes_to_splice() {
+    fn segments_without_envelopes_still_read_and_builds_without_the_field_ignore_it() {
+        // Sealed before envelopes were kept: no field at all.
         let mut old = segment(1..=4);
-        old.format_version = 1;
         old.envelopes.clear();
         let bytes = old.encode();
-        assert_eq!(Segment::decode(&bytes), Ok(old));
+        assert!(!bytes.windows(9).any(|w| w == b"envelopes"));
+        assert_eq!(Segment::decode(&bytes), Ok(old.clone()));
         assert_eq!(SegmentEnvelopes::decode(&bytes), Ok(None));
+        // A build that predates the field reads a segment that has it (serde skips the
+        // unknown field), so rolling back strands nothing.
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct Before {
+            format_version: u32,
+            partition: u32,
+            first_offset: u64,
+            last_offset: u64,
+            events: Vec<SegmentEvent>,
+        }
+        let new = segment(1..=4);
+        let before: Before = codec::decode(&new.encode()).unwrap();
+        assert_eq!(before.events, new.events);
+        assert_eq!(before.format_version, FORMAT_VERSION);
     }
 
     #[test]
-    fn a_format_2_segment_missing_an_envelope_is_refused() {
+    fn a_segment_missing_one_envelope_is_refused() {
         let mut short = segment(1..=4);
         short.envelopes.pop();
         let bytes = short.encode();
-        let refusal = FormatError::RangeMismatch {
+        let refusal = FormatError::EnvelopeCount {
             first_offset: 1,
             last_offset: 4,
-            events: 3,
+            envelopes: 3,
         };
         assert_eq!(Segment::decode(&bytes), Err(refusal.clone()));
         assert_eq!(SegmentEnvelopes::decode(&bytes), Err(refusal));

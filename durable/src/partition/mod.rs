@@ -247,8 +247,8 @@ impl StreamPartition {
                 let (bytes, outcome) = self.segment_bytes(tenant, partition, first, last).await?;
                 cache_outcome = outcome;
                 if encoding == Encoding::MessagePack && *filter == StreamFilter::default() {
-                    // An unfiltered MessagePack page of a format-2 segment: its stored
-                    // envelopes spliced, no event decoded.
+                    // An unfiltered MessagePack page of a segment that carries envelopes:
+                    // those bytes spliced, no event decoded.
                     if let Some(view) = stream::segment::SegmentEnvelopes::decode(&bytes)
                         .map_err(ApiError::internal)?
                     {
