@@ -229,6 +229,17 @@ pub struct SealedRange {
     pub envelopes: Vec<Option<Vec<u8>>>,
 }
 
+/// A hot page's cursor: the last offset the page looked at — its last event if the page
+/// is `full` (it reached its limit or its byte budget), else the end of the scan — or
+/// `None` once that is the head (nothing more to read now).
+fn page_cursor(last: Option<u64>, full: bool, scan_end: u64, head: u64) -> Option<u64> {
+    let looked_at = match last {
+        Some(last) if full => last,
+        _ => scan_end,
+    };
+    (looked_at < head).then_some(looked_at)
+}
+
 pub struct PartitionStore {
     sql: SqlStorage,
 }
@@ -401,14 +412,9 @@ impl PartitionStore {
             bytes += event.event.data_msgpack.len();
             events.push(event);
         }
-        let last_looked_at = match events.last() {
-            Some(last) if cut_short || events.len() >= limit => last.offset,
-            _ => scan_end,
-        };
-        Ok(HotPage {
-            events,
-            next_after: (last_looked_at < head).then_some(last_looked_at),
-        })
+        let full = cut_short || events.len() >= limit;
+        let next_after = page_cursor(events.last().map(|e| e.offset), full, scan_end, head);
+        Ok(HotPage { events, next_after })
     }
 
     /// [`Self::read`]'s page as MessagePack envelopes spliced from the stored bytes: the
@@ -451,14 +457,11 @@ impl PartitionStore {
             last = Some(integer(offset)? as u64);
             bytes += integer(payload_bytes)? as usize;
         }
-        let last_looked_at = match last {
-            Some(last) if cut_short || count >= limit => last,
-            _ => scan_end,
-        };
+        let next_after = page_cursor(last, cut_short || count >= limit, scan_end, head);
         Ok(Some(PackedPage {
             envelopes,
             count,
-            next_after: (last_looked_at < head).then_some(last_looked_at),
+            next_after,
         }))
     }
 
