@@ -494,21 +494,7 @@ async fn archived_history_reads_the_same_and_time_travel_still_works() {
     // the same pages as JSON, whether they start or end inside a segment, take a whole one
     // or are hot (limits 3, 7 and 25 over segments of 10).
     for limit in [3, 7, 25] {
-        let mut after = 0;
-        let mut pages = 0;
-        loop {
-            let path = format!("/v1/stream?partition=0&after={after}&limit={limit}");
-            let json = c.get(&path).await.expect(200);
-            let packed = c.get_as(&path, "application/msgpack").await;
-            assert_eq!(packed.status, 200);
-            let page: Value = rmp_serde::from_slice(&packed.body).unwrap();
-            assert_eq!(page, json, "the page of {limit} after {after}");
-            pages += 1;
-            match json["next_after"].as_u64() {
-                Some(next) => after = next,
-                None => break,
-            }
-        }
+        let (pages, _) = pages_alike_in_json_and_msgpack(&c, limit).await;
         // A page ends where its segment ends: 4 segments of 10, then 17 hot events.
         let expected = 4 * 10usize.div_ceil(limit) + 17usize.div_ceil(limit);
         assert_eq!(pages, expected, "pages of {limit}");
@@ -596,11 +582,34 @@ async fn cached_reads_equal_uncached_ones() {
     assert_eq!(reads[0], reads[1]);
 }
 
-/// A forward carrying more than SQLite-backed objects allow in one string (2 MB): 450
-/// comments of 4,000 characters, committed while the partition is paused, arrive in
-/// forwards of up to 500 events (~8 MB of rows as the partition inserts them, bound in
-/// chunks to one statement). Every event lands once, and MessagePack pages (spliced from
-/// the stored envelopes) read exactly as JSON pages (built from the columns), page by page.
+/// Pages through partition 0 with `limit`, reading each page as JSON and as MessagePack,
+/// and checks they are the same page; returns how many pages and events there were.
+async fn pages_alike_in_json_and_msgpack(c: &Client, limit: usize) -> (usize, usize) {
+    let (mut after, mut pages, mut events) = (0, 0, 0);
+    loop {
+        let path = format!("/v1/stream?partition=0&after={after}&limit={limit}");
+        let json = c.get(&path).await.expect(200);
+        let packed = c.get_as(&path, "application/msgpack").await;
+        assert_eq!(packed.status, 200);
+        let page: Value = rmp_serde::from_slice(&packed.body).unwrap();
+        assert_eq!(page, json, "the page of {limit} after {after}");
+        pages += 1;
+        events += json["events"].as_array().unwrap().len();
+        match json["next_after"].as_u64() {
+            Some(next) => after = next,
+            None => return (pages, events),
+        }
+    }
+}
+
+/// A forward carrying more than SQLite-backed objects allow in one string (2 MB): 900
+/// comments of 4,000 characters and 2,000 short ones, committed while the partition is
+/// paused, arrive in forwards of up to 500 events (~8 MB of rows as the partition inserts
+/// them, bound in chunks to one statement). Every event lands once, and MessagePack pages
+/// (spliced from the stored envelopes, short ones concatenated inside SQLite a chunk at a
+/// time, long ones row by row) read exactly as JSON pages (built from the columns), page by
+/// page: pages of 100, and pages of 10,000 that span chunks of both kinds and end at the
+/// 4 MiB payload budget.
 #[tokio::test]
 async fn a_forward_over_sqlites_largest_string_lands_whole_and_reads_the_same_in_every_format() {
     let worker = Worker::start_with(
@@ -614,8 +623,14 @@ async fn a_forward_over_sqlites_largest_string_lands_whole_and_reads_the_same_in
         .await
         .expect(200);
     let text = "é".repeat(1000) + &"x".repeat(3000); // 4,000 characters, 5,000 bytes
-    for batch in 0..3 {
-        let commands: Vec<Value> = (0..150)
+    for batch in 0..8 {
+        // Long, long, short, long, long, short, long, long.
+        let (count, text) = if batch % 3 == 2 {
+            (1000, "short")
+        } else {
+            (150, text.as_str())
+        };
+        let commands: Vec<Value> = (0..count)
             .map(|n| {
                 cmd(
                     "CommentOnCard",
@@ -634,19 +649,14 @@ async fn a_forward_over_sqlites_largest_string_lands_whole_and_reads_the_same_in
     c.post_raw("/v1/stream/partitions/0/resume", None, "")
         .await
         .expect(200);
-    let stream = await_stream(&c, 1, 452).await;
+    let stream = await_stream(&c, 1, 2902).await;
     check_exactly_once(&c, &stream, std::slice::from_ref(&id)).await;
-    let mut after = 0;
-    loop {
-        let path = format!("/v1/stream?partition=0&after={after}&limit=100");
-        let json = c.get(&path).await.expect(200);
-        let packed = c.get_as(&path, "application/msgpack").await;
-        assert_eq!(packed.status, 200);
-        let page: Value = rmp_serde::from_slice(&packed.body).unwrap();
-        assert_eq!(page, json, "the page after {after}");
-        match json["next_after"].as_u64() {
-            Some(next) => after = next,
-            None => break,
+    for limit in [100, 10_000] {
+        let (pages, events) = pages_alike_in_json_and_msgpack(&c, limit).await;
+        assert_eq!(events, 2902, "pages of {limit}");
+        if limit == 10_000 {
+            // 900 × 5,000 bytes of payload pass the 4 MiB budget once.
+            assert_eq!(pages, 2, "pages of {limit}");
         }
     }
 }

@@ -182,6 +182,15 @@ fn decode_row(row: &[SqlStorageValue]) -> Result<SegmentEvent, SqlError> {
 /// Payload bytes after which a read page stops (it always holds at least one event).
 pub const READ_BUDGET_BYTES: usize = 4 * 1024 * 1024;
 
+/// Rows a MessagePack page reads per statement ([`PartitionStore::read_packed`]), their
+/// envelopes concatenated inside SQLite.
+const PACKED_CHUNK_ROWS: usize = 1024;
+
+/// The largest envelope concatenated with others ([`PartitionStore::read_packed`]): a
+/// chunk of [`PACKED_CHUNK_ROWS`] such envelopes (1.5 MiB) stays under SQLite-backed
+/// objects' 2 MB limit on a string or BLOB. A chunk holding a larger one is read row by row.
+const PACKED_ROW_BYTES: usize = 1536;
+
 /// How many offsets a filtered read scans at most per page: a filter that matches
 /// little still answers quickly, with a page that may be empty and a cursor that moves.
 pub const SCAN_WINDOW: u64 = 10_000;
@@ -427,35 +436,101 @@ impl PartitionStore {
         limit: usize,
         filter: &StreamFilter,
     ) -> Result<Option<PackedPage>, SqlError> {
-        let (head, scan_end, conditions, bindings) = self.page_conditions(after, limit, filter)?;
-        // Three values per row instead of thirteen, and no decoding: the envelopes are
-        // appended to the page as they are stored.
-        let query = format!(
-            "SELECT stream_offset, envelope, length(payload) FROM events WHERE {} ORDER BY stream_offset LIMIT ?3",
+        let (head, scan_end, conditions, mut bindings) =
+            self.page_conditions(after, limit, filter)?;
+        let row_query = format!(
+            "SELECT stream_offset, envelope, length(payload) AS payload_bytes FROM events \
+             WHERE {} ORDER BY stream_offset LIMIT ?3",
             conditions.join(" AND ")
         );
-        let cursor = self.sql.exec(&query, bindings).map_err(err)?;
+        // A chunk of rows concatenated inside SQLite: one value crosses into wasm instead
+        // of a JS array and an ArrayBuffer per row, which were most of a page's time. Only
+        // envelopes of at most PACKED_ROW_BYTES are concatenated, so the value stays under
+        // the 2 MB that SQLite-backed objects allow a string or BLOB; a chunk with a larger
+        // one, or whose payloads would reach the page's budget, is read row by row.
+        // `group_concat` keeps a BLOB's bytes (the database is UTF-8, so nothing is
+        // transcoded) in the subquery's order, and the CAST takes them back as a BLOB.
+        let chunk = format!(
+            "SELECT count(*), count(envelope), \
+                    count(CASE WHEN length(envelope) > {PACKED_ROW_BYTES} THEN 1 END), \
+                    max(stream_offset), coalesce(sum(payload_bytes), 0), \
+                    CAST(group_concat(CASE WHEN length(envelope) <= {PACKED_ROW_BYTES} \
+                                      THEN envelope END, '') AS BLOB) \
+             FROM ({row_query})"
+        );
         let mut envelopes = Vec::new();
         let mut count = 0;
         let mut last = None;
         let mut bytes = 0;
         let mut cut_short = false;
-        for row in cursor.raw() {
-            if bytes >= READ_BUDGET_BYTES {
-                cut_short = true;
+        'page: while count < limit {
+            let want = (limit - count).min(PACKED_CHUNK_ROWS);
+            bindings[0] = int(last.unwrap_or(after));
+            bindings[2] = int(want as u64);
+            let summary = self
+                .sql
+                .exec(&chunk, bindings.clone())
+                .map_err(err)?
+                .raw()
+                .next()
+                .ok_or("a chunk's summary has no row")?
+                .map_err(err)?;
+            let [
+                rows,
+                with_envelope,
+                large,
+                chunk_last,
+                payload_bytes,
+                concatenated,
+            ] = summary.as_slice()
+            else {
+                return Err(format!("expected 6 columns, got {}", summary.len()));
+            };
+            let rows = integer(rows)? as usize;
+            if rows == 0 {
                 break;
             }
-            let row = row.map_err(err)?;
-            let [offset, envelope, payload_bytes] = row.as_slice() else {
-                return Err(format!("expected 3 columns, got {}", row.len()));
-            };
-            let SqlStorageValue::Blob(envelope) = envelope else {
+            if integer(with_envelope)? as usize != rows {
                 return Ok(None); // appended before envelopes were stored: the slow way
-            };
-            envelopes.extend_from_slice(envelope);
-            count += 1;
-            last = Some(integer(offset)? as u64);
-            bytes += integer(payload_bytes)? as usize;
+            }
+            let payload_bytes = integer(payload_bytes)? as usize;
+            match concatenated {
+                SqlStorageValue::Blob(concatenated)
+                    if integer(large)? == 0 && bytes + payload_bytes < READ_BUDGET_BYTES =>
+                {
+                    envelopes.extend_from_slice(concatenated);
+                    count += rows;
+                    bytes += payload_bytes;
+                    last = Some(integer(chunk_last)? as u64);
+                }
+                _ => {
+                    for row in self
+                        .sql
+                        .exec(&row_query, bindings.clone())
+                        .map_err(err)?
+                        .raw()
+                    {
+                        if bytes >= READ_BUDGET_BYTES {
+                            cut_short = true;
+                            break 'page;
+                        }
+                        let row = row.map_err(err)?;
+                        let [offset, envelope, payload_bytes] = row.as_slice() else {
+                            return Err(format!("expected 3 columns, got {}", row.len()));
+                        };
+                        let SqlStorageValue::Blob(envelope) = envelope else {
+                            return Ok(None);
+                        };
+                        envelopes.extend_from_slice(envelope);
+                        count += 1;
+                        last = Some(integer(offset)? as u64);
+                        bytes += integer(payload_bytes)? as usize;
+                    }
+                }
+            }
+            if rows < want {
+                break; // the scan window is exhausted
+            }
         }
         let next_after = page_cursor(last, cut_short || count >= limit, scan_end, head);
         Ok(Some(PackedPage {
