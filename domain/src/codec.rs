@@ -41,6 +41,68 @@ pub fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Cod
     T::deserialize(&mut deserializer).map_err(|e| CodecError::new(e.to_string()))
 }
 
+/// The first `len` bytes of `rd`, which then starts after them.
+pub fn take<'a>(rd: &mut &'a [u8], len: u64) -> Result<&'a [u8], CodecError> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    if len > rd.len() {
+        return Err(CodecError::new("truncated MessagePack"));
+    }
+    let (taken, rest) = rd.split_at(len);
+    *rd = rest;
+    Ok(taken)
+}
+
+/// Steps `rd` over one MessagePack value (errors: truncated bytes, the reserved marker) (with everything nested in it) by its markers and
+/// lengths, decoding nothing: the format's rules (msgpack spec, "Formats") for how long
+/// each marker's value is. Iterative, so nesting depth costs no stack.
+pub fn skip_value(rd: &mut &[u8]) -> Result<(), CodecError> {
+    use rmp::Marker;
+    let codec = |e: &dyn std::fmt::Display| CodecError::new(e.to_string());
+    // Values still to step over: one, plus each array's items and each map's keys and values.
+    let mut pending: u64 = 1;
+    while pending > 0 {
+        pending -= 1;
+        let marker = rmp::decode::read_marker(rd).map_err(|e| codec(&e.0))?;
+        let (skip, values) = match marker {
+            Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
+                (0, 0)
+            }
+            Marker::U8 | Marker::I8 => (1, 0),
+            Marker::U16 | Marker::I16 => (2, 0),
+            Marker::U32 | Marker::I32 | Marker::F32 => (4, 0),
+            Marker::U64 | Marker::I64 | Marker::F64 => (8, 0),
+            Marker::FixStr(len) => (u64::from(len), 0),
+            Marker::Str8 | Marker::Bin8 => (u64::from(take(rd, 1)?[0]), 0),
+            Marker::Str16 | Marker::Bin16 => (be(take(rd, 2)?), 0),
+            Marker::Str32 | Marker::Bin32 => (be(take(rd, 4)?), 0),
+            Marker::FixArray(len) => (0, u64::from(len)),
+            Marker::Array16 => (0, be(take(rd, 2)?)),
+            Marker::Array32 => (0, be(take(rd, 4)?)),
+            Marker::FixMap(len) => (0, 2 * u64::from(len)),
+            Marker::Map16 => (0, 2 * be(take(rd, 2)?)),
+            Marker::Map32 => (0, 2 * be(take(rd, 4)?)),
+            // An extension's type byte, then its data.
+            Marker::FixExt1 => (2, 0),
+            Marker::FixExt2 => (3, 0),
+            Marker::FixExt4 => (5, 0),
+            Marker::FixExt8 => (9, 0),
+            Marker::FixExt16 => (17, 0),
+            Marker::Ext8 => (u64::from(take(rd, 1)?[0]) + 1, 0),
+            Marker::Ext16 => (be(take(rd, 2)?) + 1, 0),
+            Marker::Ext32 => (be(take(rd, 4)?) + 1, 0),
+            Marker::Reserved => return Err(CodecError::new("reserved MessagePack marker 0xc1")),
+        };
+        take(rd, skip)?;
+        pending += values;
+    }
+    Ok(())
+}
+
+/// A big-endian unsigned integer of 2 or 4 bytes (MessagePack's lengths).
+fn be(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |n, &b| (n << 8) | u64::from(b))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
@@ -76,5 +138,46 @@ mod tests {
         let bytes = encode(&json!({"title": "Feedback loop"}));
         assert!(decode::<Value>(&bytes[..bytes.len() - 3]).is_err());
         assert!(decode::<Value>(&[]).is_err());
+    }
+
+    /// `skip_value` steps over exactly one value of every MessagePack shape (each width of
+    /// string, binary, array, map, integer and float, extensions, nesting), and bytes cut
+    /// anywhere inside it are an error, not a panic.
+    #[test]
+    fn skip_value_steps_over_exactly_one_value_of_every_shape() {
+        let long = "é".repeat(40_000);
+        let value = json!({
+            "ints": [0, 127, -32, -33, 255, 65_535, 70_000, -200, -70_000, u64::MAX, i64::MIN],
+            "floats": [1.5, -0.25],
+            "strings": ["", "a", "x".repeat(40), "y".repeat(300), long],
+            "flags": [true, false, null],
+            "nested": {"a": {"b": [[], {}, [[1]]]}},
+        });
+        let mut bytes = encode(&value);
+        // bin 16 of 300 bytes, bin 32 of 70,000.
+        bytes.extend([0xc5, 0x01, 0x2c]);
+        bytes.extend([7u8; 300]);
+        bytes.extend([0xc6, 0x00, 0x01, 0x11, 0x70]);
+        bytes.extend([8u8; 70_000]);
+        // fixext 1, then ext 8 of three bytes: each with its type byte.
+        bytes.extend([0xd4, 5, 1, 0xc7, 3, 5, 1, 2, 3]);
+        let mut rd = bytes.as_slice();
+        for _ in 0..3 {
+            skip_value(&mut rd).unwrap();
+        }
+        assert_eq!(
+            rd.len(),
+            9,
+            "the first three values are stepped over exactly"
+        );
+        skip_value(&mut rd).unwrap();
+        skip_value(&mut rd).unwrap();
+        assert!(rd.is_empty());
+        let first = encode(&value);
+        for cut in (0..first.len()).step_by(97) {
+            let mut rd = &first[..cut];
+            assert!(skip_value(&mut rd).is_err(), "cut at {cut}");
+        }
+        assert!(skip_value(&mut [0xc1u8].as_slice()).is_err());
     }
 }

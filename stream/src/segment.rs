@@ -107,12 +107,11 @@ fn undecodable(bytes: &[u8], error: CodecError) -> FormatError {
 /// The header and envelopes of a segment, borrowed from its bytes: what serving an
 /// unfiltered MessagePack page needs, without decoding (or allocating) a single event. The
 /// events are still walked over by the decoder, not built.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentEnvelopes<'a> {
     pub format_version: u32,
     pub first_offset: u64,
     pub last_offset: u64,
-    #[serde(borrow, default)]
     pub envelopes: Vec<&'a [u8]>,
 }
 
@@ -120,8 +119,14 @@ impl<'a> SegmentEnvelopes<'a> {
     /// The envelopes of a segment's bytes: `None` for a segment without them (the caller
     /// decodes its events), an error for bytes that are not a segment or whose envelopes do
     /// not cover its range exactly.
+    ///
+    /// The segment's map is walked with `rmp`'s markers rather than through serde: the
+    /// `events` field (most of the bytes) is stepped over by its lengths, with none of its
+    /// strings checked as UTF-8 — through serde, that skipping was half of serving an
+    /// archived page. The envelopes themselves are not checked either: they were encoded by
+    /// the partition, and a page only splices them.
     pub fn decode(bytes: &'a [u8]) -> Result<Option<Self>, FormatError> {
-        let view: Self = codec::decode_borrowed(bytes).map_err(|e| undecodable(bytes, e))?;
+        let view = Self::walk(bytes).map_err(|e| undecodable(bytes, e))?;
         if view.format_version != FORMAT_VERSION {
             return Err(FormatError::UnknownFormatVersion {
                 found: view.format_version,
@@ -139,6 +144,47 @@ impl<'a> SegmentEnvelopes<'a> {
             }
         })?;
         Ok(Some(view))
+    }
+
+    /// The header fields and envelopes of a segment's map, every other field skipped.
+    fn walk(bytes: &'a [u8]) -> Result<Self, CodecError> {
+        use rmp::decode;
+        let codec = |e: &dyn std::fmt::Display| CodecError::new(format!("segment: {e}"));
+        let mut rd = bytes;
+        let (mut format_version, mut first_offset, mut last_offset) = (None, None, None);
+        let mut envelopes = Vec::new();
+        let fields = decode::read_map_len(&mut rd).map_err(|e| codec(&e))?;
+        for _ in 0..fields {
+            let (key, rest) = decode::read_str_from_slice(rd).map_err(|e| codec(&e))?;
+            rd = rest;
+            match key {
+                "format_version" => {
+                    format_version = Some(decode::read_int(&mut rd).map_err(|e| codec(&e))?);
+                }
+                "first_offset" => {
+                    first_offset = Some(decode::read_int(&mut rd).map_err(|e| codec(&e))?);
+                }
+                "last_offset" => {
+                    last_offset = Some(decode::read_int(&mut rd).map_err(|e| codec(&e))?);
+                }
+                "envelopes" => {
+                    let count = decode::read_array_len(&mut rd).map_err(|e| codec(&e))?;
+                    envelopes = Vec::with_capacity((count as usize).min(rd.len()));
+                    for _ in 0..count {
+                        let len = decode::read_bin_len(&mut rd).map_err(|e| codec(&e))?;
+                        envelopes.push(codec::take(&mut rd, u64::from(len))?);
+                    }
+                }
+                _ => codec::skip_value(&mut rd)?,
+            }
+        }
+        let missing = |field: &str| CodecError::new(format!("segment: missing field `{field}`"));
+        Ok(Self {
+            format_version: format_version.ok_or_else(|| missing("format_version"))?,
+            first_offset: first_offset.ok_or_else(|| missing("first_offset"))?,
+            last_offset: last_offset.ok_or_else(|| missing("last_offset"))?,
+            envelopes,
+        })
     }
 
     /// The envelopes of the offsets after `after` (a reader's cursor), in order, each with
