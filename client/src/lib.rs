@@ -94,8 +94,8 @@ pub use reply::Reply;
 pub use retry::RetryPolicy;
 pub use socket::{Frame, Incoming, PROTOCOL, Socket, Upgrade, ack_frame, close};
 pub use stream::{
-    PartitionStatus, StreamFrame, StreamPage, StreamQuery, StreamSubscription, StreamUpdate,
-    stream_ack_frame,
+    PageBytes, PartitionStatus, RawPage, StreamFrame, StreamPage, StreamQuery, StreamSubscription,
+    StreamUpdate, stream_ack_frame,
 };
 pub use subscription::{AckMode, SubscribeOptions, Subscription, Update};
 

@@ -123,6 +123,18 @@ impl Client {
     /// the `replay` scope; [`Error::Protocol`] for a page that contradicts the query
     /// (another partition, offsets out of order or not above `after`).
     pub async fn stream_page(&self, query: &StreamQuery) -> Result<StreamPage, Error> {
+        self.stream_page_bytes(query).await?.decode()
+    }
+
+    /// [`Self::stream_page`] without the decoding: the page's MessagePack body and its
+    /// cursor, read from the `x-next-after` header. A reader can ask for the next page at
+    /// once and decode this one elsewhere ([`PageBytes::decode`], which checks the body's
+    /// cursor is the header's) — what `edgeloop replay` does to keep fetching and decoding
+    /// on separate cores.
+    ///
+    /// Errors: as [`Self::stream_page`]; [`Error::Protocol`] for a page without a
+    /// readable `x-next-after` header (an offset or `null`).
+    pub async fn stream_page_bytes(&self, query: &StreamQuery) -> Result<PageBytes, Error> {
         let url = self.endpoint(&["v1", "stream"], &query.pairs());
         let reply = self
             .call(None, || {
@@ -131,10 +143,23 @@ impl Client {
                     .header(ACCEPT, "application/msgpack")
             })
             .await?;
-        let page: StreamPage = domain::codec::decode(&reply.body)
-            .map_err(|e| Error::Decode(format!("a stream page (HTTP {}): {e}", reply.status)))?;
-        check_page(query, &page)?;
-        Ok(page)
+        let next_after = match reply.header("x-next-after") {
+            Some("null") => None,
+            Some(offset) => Some(offset.parse::<u64>().map_err(|_| {
+                Error::Protocol(format!("a stream page's x-next-after is `{offset}`"))
+            })?),
+            None => {
+                return Err(Error::Protocol(
+                    "a stream page came without an x-next-after header".into(),
+                ));
+            }
+        };
+        Ok(PageBytes {
+            query: query.clone(),
+            status: reply.status,
+            body: reply.body,
+            next_after,
+        })
     }
 
     /// `GET /v1/stream/partitions`: every partition of the tenant's stream, in order.
@@ -160,11 +185,124 @@ impl Client {
     }
 }
 
+/// A stream page as fetched ([`Client::stream_page_bytes`]): its MessagePack body, not
+/// yet decoded, and its cursor from the `x-next-after` header.
+#[derive(Debug, Clone)]
+pub struct PageBytes {
+    query: StreamQuery,
+    status: u16,
+    body: Vec<u8>,
+    next_after: Option<u64>,
+}
+
+impl PageBytes {
+    /// Where the next page starts (the header's cursor): `None` once the page reached the
+    /// head.
+    pub fn next_after(&self) -> Option<u64> {
+        self.next_after
+    }
+
+    /// The page: [`Error::Decode`] for a body that is not a stream page, [`Error::Protocol`]
+    /// for one that contradicts its query or whose cursor is not the header's.
+    pub fn decode(&self) -> Result<StreamPage, Error> {
+        let page: StreamPage = domain::codec::decode(&self.body)
+            .map_err(|e| Error::Decode(format!("a stream page (HTTP {}): {e}", self.status)))?;
+        check_page(&self.query, &page)?;
+        if page.next_after != self.next_after {
+            return Err(Error::Protocol(format!(
+                "a stream page's body names next_after {:?}, its header {:?}",
+                page.next_after, self.next_after
+            )));
+        }
+        Ok(page)
+    }
+
+    /// The page's envelopes undecoded, each with its position: for a reader that passes
+    /// them on (transcodes them, stores them) without building [`EventEnvelope`]s. The page
+    /// is walked by MessagePack's markers; only each envelope's `position` is decoded.
+    /// Checked as [`Self::decode`] checks, with the same errors.
+    pub fn envelopes(&self) -> Result<RawPage<'_>, Error> {
+        #[derive(Deserialize)]
+        struct At {
+            position: Option<Position>,
+        }
+        let malformed = |e: &dyn std::fmt::Display| {
+            Error::Decode(format!("a stream page (HTTP {}): {e}", self.status))
+        };
+        let mut rd = self.body.as_slice();
+        let mut page = RawPage {
+            events: Vec::new(),
+            next_after: None,
+            head: 0,
+        };
+        let (mut has_events, mut has_head) = (false, false);
+        let fields = rmp::decode::read_map_len(&mut rd).map_err(|e| malformed(&e))?;
+        for _ in 0..fields {
+            let (key, rest) = rmp::decode::read_str_from_slice(rd).map_err(|e| malformed(&e))?;
+            rd = rest;
+            match key {
+                "events" => {
+                    has_events = true;
+                    let count = rmp::decode::read_array_len(&mut rd).map_err(|e| malformed(&e))?;
+                    for _ in 0..count {
+                        let start = rd;
+                        domain::codec::skip_value(&mut rd).map_err(|e| malformed(&e))?;
+                        let envelope = &start[..start.len() - rd.len()];
+                        let at: At =
+                            domain::codec::decode_borrowed(envelope).map_err(|e| malformed(&e))?;
+                        let position = at.position.ok_or_else(|| {
+                            Error::Protocol("a stream event has no position".into())
+                        })?;
+                        page.events.push((position, envelope));
+                    }
+                }
+                "next_after" => {
+                    page.next_after = domain::codec::decode_borrowed::<Option<u64>>(rd)
+                        .map_err(|e| malformed(&e))?;
+                    domain::codec::skip_value(&mut rd).map_err(|e| malformed(&e))?;
+                }
+                "head" => {
+                    has_head = true;
+                    page.head = rmp::decode::read_int(&mut rd).map_err(|e| malformed(&e))?;
+                }
+                _ => domain::codec::skip_value(&mut rd).map_err(|e| malformed(&e))?,
+            }
+        }
+        if !(has_events && has_head) {
+            return Err(malformed(&"missing `events` or `head`"));
+        }
+        check_positions(
+            &self.query,
+            page.events.iter().map(|(position, _)| *position),
+            page.next_after,
+            page.head,
+        )?;
+        if page.next_after != self.next_after {
+            return Err(Error::Protocol(format!(
+                "a stream page's body names next_after {:?}, its header {:?}",
+                page.next_after, self.next_after
+            )));
+        }
+        Ok(page)
+    }
+}
+
+/// A page's events as MessagePack envelopes borrowed from its body, each with its position
+/// ([`PageBytes::envelopes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawPage<'a> {
+    /// Each event's position and its envelope's MessagePack bytes, in offset order.
+    pub events: Vec<(Position, &'a [u8])>,
+    /// As in [`StreamPage`].
+    pub next_after: Option<u64>,
+    pub head: u64,
+}
+
 /// A page must hold events of the queried partition, above `after`, in offset order,
 /// within the cursor and the head it names: a caller paging with it would otherwise skip
 /// or repeat events silently.
 fn check_page(query: &StreamQuery, page: &StreamPage) -> Result<(), Error> {
-    let mut previous = query.after;
+    let mut positions = Vec::with_capacity(page.events.len());
     for event in &page.events {
         let Some(position) = event.position else {
             return Err(Error::Protocol(format!(
@@ -172,6 +310,20 @@ fn check_page(query: &StreamQuery, page: &StreamPage) -> Result<(), Error> {
                 event.event_id
             )));
         };
+        positions.push(position);
+    }
+    check_positions(query, positions, page.next_after, page.head)
+}
+
+/// [`check_page`] on a page's positions, cursor and head.
+fn check_positions(
+    query: &StreamQuery,
+    positions: impl IntoIterator<Item = Position>,
+    next_after: Option<u64>,
+    head: u64,
+) -> Result<(), Error> {
+    let mut previous = query.after;
+    for position in positions {
         if position.partition != query.partition {
             return Err(Error::Protocol(format!(
                 "a page of partition {} holds an event of partition {}",
@@ -186,11 +338,11 @@ fn check_page(query: &StreamQuery, page: &StreamPage) -> Result<(), Error> {
         }
         previous = position.offset;
     }
-    let bound = page.next_after.unwrap_or(page.head);
-    if previous > bound || page.next_after.is_some_and(|n| n < query.after) {
+    let bound = next_after.unwrap_or(head);
+    if previous > bound || next_after.is_some_and(|n| n < query.after) {
         return Err(Error::Protocol(format!(
-            "a page after {} ending at offset {previous} names next_after {:?} and head {}",
-            query.after, page.next_after, page.head
+            "a page after {} ending at offset {previous} names next_after {next_after:?} and head {head}",
+            query.after
         )));
     }
     Ok(())
@@ -626,6 +778,69 @@ mod tests {
                 ("until", "2026-01-02T00:00:00.250Z".into()),
             ]
         );
+    }
+
+    /// The page as the server encodes it (a map of `events`, `next_after`, `head`).
+    fn fetched(query: &StreamQuery, page: &StreamPage, header: Option<u64>) -> PageBytes {
+        let mut body = Vec::new();
+        rmp::encode::write_map_len(&mut body, 3).unwrap();
+        rmp::encode::write_str(&mut body, "events").unwrap();
+        rmp::encode::write_array_len(&mut body, page.events.len() as u32).unwrap();
+        for event in &page.events {
+            body.extend(domain::codec::encode(event));
+        }
+        rmp::encode::write_str(&mut body, "next_after").unwrap();
+        match page.next_after {
+            Some(n) => rmp::encode::write_uint(&mut body, n).map(drop).unwrap(),
+            None => rmp::encode::write_nil(&mut body).unwrap(),
+        }
+        rmp::encode::write_str(&mut body, "head").unwrap();
+        rmp::encode::write_uint(&mut body, page.head).unwrap();
+        PageBytes {
+            query: query.clone(),
+            status: 200,
+            body,
+            next_after: header,
+        }
+    }
+
+    /// A page's undecoded envelopes are the bytes each envelope encodes to, with their
+    /// positions, and a page is refused by `envelopes` exactly when `decode` refuses it.
+    #[test]
+    fn a_pages_undecoded_envelopes_are_its_envelopes_bytes_checked_like_decoding() {
+        let q = StreamQuery::new(1).after(10);
+        let mut good = page(1, &[11, 12, 15], Some(15), 20);
+        good.events[1].data = json!({"text": "é ✓", "n": [1, -2, 3.5], "deep": {"a": null}});
+        let bytes = fetched(&q, &good, Some(15));
+        let raw = bytes.envelopes().unwrap();
+        assert_eq!((raw.next_after, raw.head), (Some(15), 20));
+        assert_eq!(raw.events.len(), 3);
+        for ((position, envelope), event) in raw.events.iter().zip(&good.events) {
+            assert_eq!(Some(*position), event.position);
+            assert_eq!(*envelope, domain::codec::encode(event).as_slice());
+        }
+        assert_eq!(bytes.decode().unwrap(), good);
+        let at_head = page(1, &[11], None, 11);
+        assert_eq!(
+            fetched(&q, &at_head, None).envelopes().unwrap().next_after,
+            None
+        );
+        // Refused alike: another partition, out of order, a header that is not the body's.
+        for (bad, header) in [
+            (page(0, &[11], None, 11), None),
+            (page(1, &[12, 11], None, 12), None),
+            (page(1, &[11], Some(11), 20), Some(12)),
+        ] {
+            let bytes = fetched(&q, &bad, header);
+            assert!(
+                matches!(bytes.envelopes(), Err(Error::Protocol(_))),
+                "{bad:?}"
+            );
+            assert!(matches!(bytes.decode(), Err(Error::Protocol(_))), "{bad:?}");
+        }
+        let mut cut = fetched(&q, &good, Some(15));
+        cut.body.truncate(cut.body.len() / 2);
+        assert!(matches!(cut.envelopes(), Err(Error::Decode(_))));
     }
 
     #[test]

@@ -38,7 +38,7 @@ const SCOPE: &str = "replay";
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 /// Pages each partition's reader may hold ready beyond the one being written.
-const PAGES_AHEAD: usize = 1;
+const PAGES_AHEAD: usize = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -209,7 +209,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         let Some(page) = page else { break };
         let page = page.map_err(|e| explain(e, &url, SCOPE))?;
-        sink.write(&page.events)?;
+        page.events.write_to(&mut *sink)?;
         let cursor = state
             .cursor_mut(page.partition)
             .context("a page of a partition not exported")?;
@@ -277,9 +277,48 @@ async fn heads(
 pub struct Fetched {
     pub partition: u32,
     /// The events at or below the target.
-    pub events: Vec<EventEnvelope>,
+    pub events: Rows,
     /// Every offset up to this one is read (the next page starts after it).
     pub after: u64,
+}
+
+/// A page's events, as its sink takes them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rows {
+    /// Decoded envelopes (CSV and Parquet).
+    Envelopes(Vec<EventEnvelope>),
+    /// NDJSON: `count` lines transcoded from the page's MessagePack ([`advance_raw`]).
+    Lines { text: Vec<u8>, count: usize },
+}
+
+impl Rows {
+    /// How many events.
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Envelopes(events) => events.len(),
+            Rows::Lines { count, .. } => *count,
+        }
+    }
+
+    /// Appends them to `sink` (not yet durable).
+    fn write_to(&self, sink: &mut dyn output::Sink) -> anyhow::Result<()> {
+        match self {
+            Rows::Envelopes(events) => sink.write(events),
+            Rows::Lines { text, .. } => sink.write_lines(text),
+        }
+    }
+}
+
+/// The cursor after a page read `after` that names `next_after`, for an export up to
+/// `target`; `None` for a cursor that did not move (the server would have the reader ask
+/// for the same page forever).
+fn next_cursor(after: u64, target: u64, next_after: Option<u64>) -> Option<u64> {
+    let next = match next_after {
+        // The page reached the head, which is at or past the target.
+        None => target,
+        Some(next) => next.min(target),
+    };
+    (next > after || next >= target).then_some(next)
 }
 
 /// Where a page read `after` leaves a partition exported up to `target`: the events to
@@ -288,29 +327,77 @@ pub struct Fetched {
 pub fn advance(partition: u32, after: u64, target: u64, mut page: StreamPage) -> Option<Fetched> {
     page.events
         .retain(|e| e.position.is_some_and(|p| p.offset <= target));
-    let next = match page.next_after {
-        // The page reached the head, which is at or past the target.
-        None => target,
-        Some(next) => next.min(target),
-    };
-    (next > after || next >= target).then_some(Fetched {
+    Some(Fetched {
         partition,
-        events: page.events,
-        after: next,
+        events: Rows::Envelopes(page.events),
+        after: next_cursor(after, target, page.next_after)?,
     })
 }
 
+/// [`advance`] for an NDJSON export: each envelope at or below the target transcoded from
+/// the page's MessagePack into its JSON line, which is the line `serde_json` writes for the
+/// decoded envelope (the same fields in the same order: the server encodes the one
+/// `EventEnvelope` type both ways) without building it. `None` as for [`advance`];
+/// [`client::Error::Decode`] for an envelope that does not transcode.
+pub fn advance_raw(
+    partition: u32,
+    after: u64,
+    target: u64,
+    page: &client::RawPage<'_>,
+) -> Result<Option<Fetched>, client::Error> {
+    let Some(next) = next_cursor(after, target, page.next_after) else {
+        return Ok(None);
+    };
+    let mut text = Vec::with_capacity(page.events.iter().map(|(_, e)| e.len() * 2).sum());
+    let mut count = 0;
+    for (position, envelope) in &page.events {
+        if position.offset > target {
+            break; // offsets ascend (checked by the client)
+        }
+        let mut from = rmp_serde::Deserializer::from_read_ref(envelope);
+        from.set_max_depth(domain::codec::MAX_DEPTH);
+        serde_transcode::transcode(&mut from, &mut serde_json::Serializer::new(&mut text))
+            .map_err(|e| {
+                client::Error::Decode(format!(
+                    "the envelope at offset {} of partition {partition}: {e}",
+                    position.offset
+                ))
+            })?;
+        text.push(b'\n');
+        count += 1;
+    }
+    Ok(Some(Fetched {
+        partition,
+        events: Rows::Lines { text, count },
+        after: next,
+    }))
+}
+
 /// The readers: one task per unfinished partition, each paging in order, at most
-/// [`PAGES_AHEAD`] pages ahead of the writer. Dropping it stops them.
+/// [`PAGES_AHEAD`] pages ahead of the writer. A reader takes the next cursor from the
+/// page's header and asks for the next page at once, while the page it has is decoded on a
+/// blocking thread: fetching, decoding and writing each keep a core busy. Dropping it stops
+/// them.
 struct Readers {
-    pages: mpsc::Receiver<Result<Fetched, client::Error>>,
+    pages: mpsc::Receiver<Result<Decoding, client::Error>>,
     _tasks: JoinSet<()>,
 }
+
+/// A page being decoded on a blocking thread.
+type Decoding = tokio::task::JoinHandle<Result<Fetched, client::Error>>;
 
 impl Readers {
     /// The next page of any partition, `None` when every partition is read to its target.
     async fn next(&mut self) -> Option<Result<Fetched, client::Error>> {
-        self.pages.recv().await
+        let decoding = match self.pages.recv().await? {
+            Ok(decoding) => decoding,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(decoding.await.unwrap_or_else(|e| {
+            Err(client::Error::Protocol(format!(
+                "decoding a page failed: {e}"
+            )))
+        }))
     }
 }
 
@@ -322,22 +409,35 @@ fn spawn_readers(client: &Client, args: &Args, state: &ResumeState) -> Readers {
         let (client, tx) = (client.clone(), tx.clone());
         let (partition, target, mut after) = (cursor.partition, cursor.target, cursor.after);
         let query = args.query(partition, after);
+        let ndjson = args.format == Format::Ndjson;
         tasks.spawn(async move {
             while after < target {
+                let read_after = after;
                 let result = client
-                    .stream_page(&query.clone().after(after))
+                    .stream_page_bytes(&query.clone().after(read_after))
                     .await
-                    .and_then(|page| {
-                        advance(partition, after, target, page).ok_or_else(|| {
-                            client::Error::Protocol(format!(
-                                "partition {partition}: a page after {after} did not move the cursor"
-                            ))
-                        })
+                    .and_then(|bytes| {
+                        let next = bytes.next_after().map_or(target, |n| n.min(target));
+                        if next <= read_after && next < target {
+                            return Err(client::Error::Protocol(format!(
+                                "partition {partition}: a page after {read_after} did not move the cursor"
+                            )));
+                        }
+                        after = next;
+                        Ok(tokio::task::spawn_blocking(move || {
+                            let fetched = if ndjson {
+                                advance_raw(partition, read_after, target, &bytes.envelopes()?)?
+                            } else {
+                                advance(partition, read_after, target, bytes.decode()?)
+                            };
+                            fetched.ok_or_else(|| {
+                                client::Error::Protocol(format!(
+                                    "partition {partition}: a page after {read_after} did not move the cursor"
+                                ))
+                            })
+                        }))
                     });
                 let stop = result.is_err();
-                if let Ok(fetched) = &result {
-                    after = fetched.after;
-                }
                 if tx.send(result).await.is_err() || stop {
                     return;
                 }
@@ -350,7 +450,6 @@ fn spawn_readers(client: &Client, args: &Args, state: &ResumeState) -> Readers {
     }
 }
 
-/// Offsets read against offsets to read, with rate and ETA; drawn only on a terminal.
 fn progress_bar(state: &ResumeState) -> ProgressBar {
     let target = if std::io::stderr().is_terminal() {
         ProgressDrawTarget::stderr()
@@ -452,15 +551,61 @@ mod tests {
         // Events committed after the export started are not part of it.
         let fetched = advance(0, 90, 95, page(0, 91..=99, Some(99))).unwrap();
         assert_eq!(fetched.after, 95);
-        let offsets: Vec<u64> = fetched
-            .events
-            .iter()
-            .map(|e| e.position.unwrap().offset)
-            .collect();
+        let Rows::Envelopes(events) = fetched.events else {
+            panic!("decoded pages give envelopes")
+        };
+        let offsets: Vec<u64> = events.iter().map(|e| e.position.unwrap().offset).collect();
         assert_eq!(offsets, [91, 92, 93, 94, 95]);
         // The head (`next_after: null`) is at or past the target: done.
         let last = advance(0, 90, 95, page(0, 91..=93, None)).unwrap();
         assert_eq!(last.after, 95);
+    }
+
+    /// An NDJSON page transcoded from MessagePack is, line for line, what `serde_json`
+    /// writes for the decoded envelopes (awkward text, nested data, numbers of each kind,
+    /// absent and present metadata), cut at the target like a decoded page.
+    #[test]
+    fn transcoded_lines_are_the_json_of_the_decoded_envelopes() {
+        let mut envelopes = events(0, 91..=99);
+        envelopes[1].data = serde_json::json!({
+            "text": "é ✓ \"q\" \\ \u{1}\n", "n": [0, -1, -200, 70000, u64::MAX, 1.5, -0.25, 1e300],
+            "deep": {"a": [null, true, false, {"b": []}]}
+        });
+        let bytes: Vec<Vec<u8>> = envelopes.iter().map(domain::codec::encode).collect();
+        let raw = client::RawPage {
+            events: envelopes
+                .iter()
+                .zip(&bytes)
+                .map(|(e, b)| (e.position.unwrap(), b.as_slice()))
+                .collect(),
+            next_after: Some(99),
+            head: 1000,
+        };
+        let fetched = advance_raw(0, 90, 95, &raw).unwrap().unwrap();
+        assert_eq!(fetched.after, 95);
+        let expected: String = envelopes[..5]
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap() + "\n")
+            .collect();
+        let Rows::Lines { text, count } = fetched.events else {
+            panic!("raw pages give lines")
+        };
+        assert_eq!((String::from_utf8(text).unwrap(), count), (expected, 5));
+        let stuck = client::RawPage {
+            events: vec![],
+            next_after: Some(50),
+            head: 1000,
+        };
+        assert_eq!(advance_raw(0, 50, 100, &stuck).unwrap(), None);
+        let broken = client::RawPage {
+            events: vec![(envelopes[0].position.unwrap(), &bytes[0][..10])],
+            next_after: Some(91),
+            head: 1000,
+        };
+        assert!(matches!(
+            advance_raw(0, 90, 100, &broken),
+            Err(client::Error::Decode(_))
+        ));
     }
 
     #[test]
@@ -520,7 +665,7 @@ mod tests {
                     page(partition, after + 1..=after + 3, Some(after + 3)),
                 )
                 .unwrap();
-                sink.write(&fetched.events).unwrap();
+                fetched.events.write_to(&mut *sink).unwrap();
                 let cursor = state.cursor_mut(partition).unwrap();
                 cursor.after = fetched.after;
                 cursor.events += fetched.events.len() as u64;

@@ -46,6 +46,12 @@ pub trait Sink {
     /// Appends events (not yet durable).
     fn write(&mut self, events: &[EventEnvelope]) -> anyhow::Result<()>;
 
+    /// Appends NDJSON lines, each ending in `\n` (not yet durable); only the NDJSON sink
+    /// takes them.
+    fn write_lines(&mut self, _text: &[u8]) -> anyhow::Result<()> {
+        bail!("only an NDJSON export writes lines as they are")
+    }
+
     /// Whether enough is written since the last checkpoint that one is worth its cost.
     fn wants_checkpoint(&self) -> bool;
 
@@ -173,6 +179,13 @@ impl Sink for TextSink {
             }
         }
         Ok(())
+    }
+
+    fn write_lines(&mut self, text: &[u8]) -> anyhow::Result<()> {
+        if self.kind != Text::Ndjson {
+            bail!("a CSV export does not take NDJSON lines");
+        }
+        Ok(self.out.write_all(text)?)
     }
 
     /// After every page: appending costs one fsync.
