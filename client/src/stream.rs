@@ -219,13 +219,10 @@ impl PageBytes {
 
     /// The page's envelopes undecoded, each with its position: for a reader that passes
     /// them on (transcodes them, stores them) without building [`EventEnvelope`]s. The page
-    /// is walked by MessagePack's markers; only each envelope's `position` is decoded.
+    /// is walked by MessagePack's markers; only each envelope's `position` is decoded (an
+    /// envelope is a map, as the server encodes every one).
     /// Checked as [`Self::decode`] checks, with the same errors.
     pub fn envelopes(&self) -> Result<RawPage<'_>, Error> {
-        #[derive(Deserialize)]
-        struct At {
-            position: Option<Position>,
-        }
         let malformed = |e: &dyn std::fmt::Display| {
             Error::Decode(format!("a stream page (HTTP {}): {e}", self.status))
         };
@@ -245,15 +242,26 @@ impl PageBytes {
                     has_events = true;
                     let count = rmp::decode::read_array_len(&mut rd).map_err(|e| malformed(&e))?;
                     for _ in 0..count {
+                        // One walk over the envelope's map finds its end and its position.
                         let start = rd;
-                        domain::codec::skip_value(&mut rd).map_err(|e| malformed(&e))?;
-                        let envelope = &start[..start.len() - rd.len()];
-                        let at: At =
-                            domain::codec::decode_borrowed(envelope).map_err(|e| malformed(&e))?;
-                        let position = at.position.ok_or_else(|| {
+                        let mut position = None;
+                        let fields =
+                            rmp::decode::read_map_len(&mut rd).map_err(|e| malformed(&e))?;
+                        for _ in 0..fields {
+                            let (key, rest) =
+                                rmp::decode::read_str_from_slice(rd).map_err(|e| malformed(&e))?;
+                            rd = rest;
+                            if key == "position" {
+                                position = domain::codec::decode_borrowed(rd)
+                                    .map_err(|e| malformed(&e))?;
+                            }
+                            domain::codec::skip_value(&mut rd).map_err(|e| malformed(&e))?;
+                        }
+                        let position: Position = position.ok_or_else(|| {
                             Error::Protocol("a stream event has no position".into())
                         })?;
-                        page.events.push((position, envelope));
+                        page.events
+                            .push((position, &start[..start.len() - rd.len()]));
                     }
                 }
                 "next_after" => {
