@@ -544,11 +544,15 @@ pub fn report(
                     Some(l / f)
                 })
         };
+        // "Flat within 10%" read literally: a later window more than 10% faster is not
+        // flat either, though it is no slowdown (windows of 500 swing ±20% between runs).
         let judged_growth = |change: f64| {
-            if last.events >= 100_000 {
-                verdict(Some(change >= 0.9))
-            } else {
+            if last.events < 100_000 {
                 "not judged (log below 100,000)"
+            } else if change > 1.1 {
+                "**missed** (no slowdown: the last window was faster)"
+            } else {
+                verdict(Some(change >= 0.9))
             }
         };
         let _ = writeln!(
