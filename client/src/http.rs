@@ -152,7 +152,9 @@ impl Client {
         let response = request.send().await.map_err(from_reqwest)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(from_reqwest)?.to_vec();
+        // Into the Vec without a copy when the body came whole into one buffer (`bytes`
+        // hands its allocation over), which a multi-MiB stream page always does.
+        let body = Vec::from(response.bytes().await.map_err(from_reqwest)?);
         Ok(Reply {
             status,
             headers,
