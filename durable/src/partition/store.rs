@@ -449,13 +449,15 @@ impl PartitionStore {
         // the 2 MB that SQLite-backed objects allow a string or BLOB; a chunk with a larger
         // one, or whose payloads would reach the page's budget, is read row by row.
         // `group_concat` keeps a BLOB's bytes (the database is UTF-8, so nothing is
-        // transcoded) in the subquery's order, and the CAST takes them back as a BLOB.
+        // transcoded) and the CAST takes them back as a BLOB. Its order is the offsets'
+        // because it says so (`ORDER BY`, SQLite 3.44+): without it, SQLite documents the
+        // order of the concatenation as arbitrary, whatever the subquery's order.
         let chunk = format!(
             "SELECT count(*), count(envelope), \
                     count(CASE WHEN length(envelope) > {PACKED_ROW_BYTES} THEN 1 END), \
                     max(stream_offset), coalesce(sum(payload_bytes), 0), \
                     CAST(group_concat(CASE WHEN length(envelope) <= {PACKED_ROW_BYTES} \
-                                      THEN envelope END, '') AS BLOB) \
+                                      THEN envelope END, '' ORDER BY stream_offset) AS BLOB) \
              FROM ({row_query})"
         );
         let mut envelopes = Vec::new();
