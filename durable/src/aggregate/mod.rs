@@ -523,10 +523,8 @@ impl AggregateObject {
             .id_from_name(&name)?
             .get_stub()?;
         loop {
-            let events = self.with_aggregate(id, |store, _| {
-                let after = store.forwarded_through()?;
-                Ok(store.read_for_forwarding(after, FORWARD_BATCH)?)
-            })?;
+            let events =
+                self.with_aggregate(id, |store, _| Ok(store.read_unforwarded(FORWARD_BATCH)?))?;
             if events.is_empty() {
                 return Ok(());
             }
@@ -557,7 +555,15 @@ impl AggregateObject {
                     )));
                 }
             };
-            self.with_aggregate(id, |store, _| Ok(store.set_forwarded_through(through)?))?;
+            // Commands may have committed during the call; when none did, the log is
+            // forwarded through its end and there is nothing to read again.
+            let caught_up = self.with_aggregate(id, |store, loaded| {
+                store.set_forwarded_through(through)?;
+                Ok(through >= loaded.version)
+            })?;
+            if caught_up {
+                return Ok(());
+            }
         }
     }
 

@@ -144,6 +144,32 @@ impl SqliteStore {
             .collect()
     }
 
+    /// The rows `sql` selects (with [`select_list`]), each through `f`, until the payloads
+    /// read reach [`READ_BUDGET_BYTES`]: a row is taken while the payloads before it total
+    /// less, so the first always is. The cursor is read lazily, so rows past the budget
+    /// never leave SQLite. (A window function summing `length(payload)` did the same inside
+    /// the statement, at the cost of SQLite's window machinery on every read.)
+    fn query_within_budget<T>(
+        &self,
+        sql: &str,
+        bindings: Vec<SqlStorageValue>,
+        mut f: impl FnMut(StoredEvent, &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let cursor = self.sql.exec(sql, bindings).map_err(store_err)?;
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for row in cursor.raw() {
+            if bytes >= READ_BUDGET_BYTES {
+                break;
+            }
+            let row = row.map_err(store_err)?;
+            let (event, payload) = decode_columns(&row)?;
+            bytes += payload.len() as u64;
+            out.push(f(event, payload)?);
+        }
+        Ok(out)
+    }
+
     fn scalar(
         &self,
         query: &str,
@@ -222,13 +248,6 @@ fn decode_columns(row: &[SqlStorageValue]) -> Result<(StoredEvent, &[u8]), Store
 
 /// The outbox: what forwarding to the stream partition needs from the log.
 impl SqliteStore {
-    /// The highest seq the partition has acknowledged.
-    pub fn forwarded_through(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .scalar("SELECT forwarded_through FROM outbox", vec![])?
-            .unwrap_or(0) as u64)
-    }
-
     /// Records the partition's acknowledgement through `seq` (and resets the retry count).
     pub fn set_forwarded_through(&mut self, seq: u64) -> Result<(), StoreError> {
         self.sql
@@ -250,34 +269,23 @@ impl SqliteStore {
             .unwrap_or(1) as u32)
     }
 
-    /// Up to `limit` events after `after` as they are forwarded: payloads as the stored
-    /// MessagePack bytes, untouched. Bounded by [`READ_BUDGET_BYTES`] like every read.
-    pub fn read_for_forwarding(
+    /// Up to `limit` events the partition has not acknowledged (after the outbox's
+    /// `forwarded_through`), as they are forwarded: payloads as the stored MessagePack
+    /// bytes, untouched. Bounded by [`READ_BUDGET_BYTES`] like every read. One statement:
+    /// the outbox's mark is read inside it.
+    pub fn read_unforwarded(
         &self,
-        after: u64,
         limit: usize,
     ) -> Result<Vec<stream::ForwardedEvent>, StoreError> {
-        let cursor = self
-            .sql
-            .exec(
-                &format!(
-                    "SELECT {columns} FROM (
-                         SELECT *, sum(length(payload)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING)
-                                   - length(payload) AS bytes_before
-                         FROM (SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?)
-                     )
-                     WHERE bytes_before < ?
-                     ORDER BY seq",
-                    columns = select_list()
-                ),
-                vec![int(after), int(limit as u64), int(READ_BUDGET_BYTES)],
-            )
-            .map_err(store_err)?;
-        cursor
-            .raw()
-            .map(|row| {
-                let row = row.map_err(store_err)?;
-                let (event, payload) = decode_columns(&row)?;
+        self.query_within_budget(
+            &format!(
+                "SELECT {} FROM events
+                 WHERE seq > (SELECT forwarded_through FROM outbox)
+                 ORDER BY seq LIMIT ?",
+                select_list()
+            ),
+            vec![int(limit as u64)],
+            |event, payload| {
                 Ok(stream::ForwardedEvent {
                     seq: event.seq,
                     event_id: event.event_id,
@@ -287,8 +295,8 @@ impl SqliteStore {
                     recorded_at_ms: event.recorded_at_ms,
                     metadata: event.metadata,
                 })
-            })
-            .collect()
+            },
+        )
     }
 }
 
@@ -359,18 +367,16 @@ impl EventStore for SqliteStore {
             Direction::Forward => "ASC",
             Direction::Backward => "DESC",
         };
-        self.query_events(
+        self.query_within_budget(
             &format!(
-                "SELECT {columns} FROM (
-                     SELECT *, sum(length(payload)) OVER (ORDER BY seq {order} ROWS UNBOUNDED PRECEDING)
-                               - length(payload) AS bytes_before
-                     FROM (SELECT * FROM events WHERE seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?)
-                 )
-                 WHERE bytes_before < ?
-                 ORDER BY seq {order}",
-                columns = select_list()
+                "SELECT {} FROM events WHERE seq > ? AND seq < ? ORDER BY seq {order} LIMIT ?",
+                select_list()
             ),
-            vec![int(query.after), before, int(query.limit as u64), int(READ_BUDGET_BYTES)],
+            vec![int(query.after), before, int(query.limit as u64)],
+            |mut event, payload| {
+                event.data = codec::decode(payload)?;
+                Ok(event)
+            },
         )
     }
 

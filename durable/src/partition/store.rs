@@ -332,16 +332,32 @@ impl PartitionStore {
         partition: u32,
         batch: &ForwardBatch,
     ) -> Result<Result<(ForwardAck, Vec<SegmentEvent>), ForwardRefusal>, SqlError> {
-        if self.paused()? {
+        let aggregate = format!("{}:{}", batch.aggregate_type, batch.aggregate_id);
+        // The switch, the head and the aggregate's watermark in one statement.
+        let cursor = self
+            .sql
+            .exec(
+                "SELECT paused, head, (SELECT seq FROM watermarks WHERE aggregate = ?)
+                 FROM partition_state",
+                vec![aggregate.as_str().into()],
+            )
+            .map_err(err)?;
+        let row = cursor
+            .raw()
+            .next()
+            .ok_or("the partition has no state row")?
+            .map_err(err)?;
+        let [paused, head, watermark] = row.as_slice() else {
+            return Err(format!("expected 3 columns, got {}", row.len()));
+        };
+        if integer(paused)? != 0 {
             return Ok(Err(ForwardRefusal::Paused));
         }
-        let aggregate = format!("{}:{}", batch.aggregate_type, batch.aggregate_id);
-        let watermark = self
-            .scalar(
-                "SELECT seq FROM watermarks WHERE aggregate = ?",
-                vec![aggregate.as_str().into()],
-            )?
-            .unwrap_or(0) as u64;
+        let head = integer(head)? as u64;
+        let watermark = match watermark {
+            SqlStorageValue::Null => 0,
+            seq => integer(seq)? as u64,
+        };
         let skip = match batch.admit(watermark) {
             Admission::Gap { expected } => return Ok(Err(ForwardRefusal::Gap { expected })),
             Admission::Append { skip } => skip,
@@ -351,7 +367,6 @@ impl PartitionStore {
         if fresh.is_empty() {
             return Ok(Ok((ForwardAck { accepted_through }, Vec::new())));
         }
-        let head = self.head()?;
         // The rows are bound as JSON arrays of at most JSON_CHUNK_BYTES each
         // (SQLite-backed objects refuse a string over 2 MB) to one statement, so the batch
         // goes in whole or not at all.
