@@ -164,11 +164,13 @@ impl Baseline {
     }
 
     /// The first insert into `object` after a restart of the runtime (the object evicted),
-    /// once the runtime itself is warm (a no-op and an insert into another object first).
+    /// once the runtime itself is warm (a no-op and an insert into another object first),
+    /// after the same quiet [`crate::scale::SETTLE`] as Edgeloop's cold commands.
     pub async fn cold_insert(&mut self, object: &str) -> Duration {
         self.restart();
         self.noop(20).await;
         self.post("/insert/warm").await;
+        tokio::time::sleep(crate::scale::SETTLE).await;
         self.post(&format!("/insert/{object}")).await
     }
 }
