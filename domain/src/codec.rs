@@ -52,9 +52,10 @@ pub fn take<'a>(rd: &mut &'a [u8], len: u64) -> Result<&'a [u8], CodecError> {
     Ok(taken)
 }
 
-/// Steps `rd` over one MessagePack value (errors: truncated bytes, the reserved marker) (with everything nested in it) by its markers and
+/// Steps `rd` over one MessagePack value, with everything nested in it, by its markers and
 /// lengths, decoding nothing: the format's rules (msgpack spec, "Formats") for how long
-/// each marker's value is. Iterative, so nesting depth costs no stack.
+/// each marker's value is. Iterative, so nesting depth costs no stack. Errors: truncated
+/// bytes, or the reserved marker (0xc1).
 pub fn skip_value(rd: &mut &[u8]) -> Result<(), CodecError> {
     use rmp::Marker;
     let codec = |e: &dyn std::fmt::Display| CodecError::new(e.to_string());

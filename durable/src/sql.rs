@@ -100,6 +100,17 @@ pub fn json_array_chunks(rows: impl IntoIterator<Item = String>, max_bytes: usiz
     chunks
 }
 
+/// Lowercase hex of `bytes`, as SQLite's `unhex` reads it back: how a BLOB travels in the
+/// JSON rows of [`chunked_rows`]. Through `hex::encode_to_slice` (a byte table), where
+/// `hex::encode` collects a `String` char by char — that was 4.5% of the isolate in a
+/// profile of 1,000-command batches.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = vec![0; bytes.len() * 2];
+    // The output is exactly twice the input, the only way this can fail.
+    let _ = hex::encode_to_slice(bytes, &mut out);
+    String::from_utf8(out).unwrap_or_default() // ASCII digits: always valid
+}
+
 /// The `FROM` source that reads the rows of `chunks` JSON arrays bound as parameters
 /// `?first`…`?first+chunks-1`: each row is a `value` of `json_each`, in order. A multi-row
 /// `VALUES`, not a `UNION ALL` of `json_each` calls: workerd's SQLite refuses compound
@@ -135,6 +146,14 @@ pub fn json_row_values(columns: &[&str], hex_blobs: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lowercase_and_what_the_hex_crate_writes() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(hex(&bytes), hex::encode(&bytes));
+        assert_eq!(hex(&[0xab, 0x01]), "ab01");
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn chunks_keep_every_row_in_order_and_each_within_the_bound() {

@@ -19,7 +19,7 @@ use domain::store::{
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::sql::{
-    JSON_CHUNK_BYTES, chunked_rows, int, integer, json_array_chunks, json_row_values, migrate,
+    JSON_CHUNK_BYTES, chunked_rows, hex, int, integer, json_array_chunks, json_row_values, migrate,
     scalar, text,
 };
 
@@ -187,7 +187,7 @@ fn event_row(e: &StoredEvent) -> Result<String, StoreError> {
         &e.event_id,
         &e.event_type,
         e.schema_version,
-        hex::encode(codec::encode(&e.data)),
+        hex(&codec::encode(&e.data)),
         e.recorded_at_ms,
         &e.metadata.command_id,
         &e.metadata.correlation_id,

@@ -6,15 +6,14 @@
 //! head update — runs with no `.await` and commits as one unit.
 
 use domain::Metadata;
-use serde_json::json;
 use stream::{
     Admission, ForwardAck, ForwardBatch, ForwardRefusal, ForwardedEvent, SegmentEvent, StreamFilter,
 };
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::sql::{
-    JSON_CHUNK_BYTES, SqlError, chunked_rows, int, integer, json_array_chunks, json_row_values,
-    migrate, scalar, text,
+    JSON_CHUNK_BYTES, SqlError, chunked_rows, hex, int, integer, json_array_chunks,
+    json_row_values, migrate, scalar, text,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -100,35 +99,32 @@ fn insert_statement(chunks: usize) -> String {
     )
 }
 
-/// A row for [`insert_statement`]: the [`COLUMNS`], then the envelope's MessagePack (hex;
-/// `null` if the payload does not decode, so that reading the event reports it).
-fn row_json(
-    partition: u32,
-    offset: u64,
-    batch: &ForwardBatch,
-    e: &ForwardedEvent,
-) -> serde_json::Value {
+/// A row for [`insert_statement`], as JSON text: the [`COLUMNS`], then the envelope's
+/// MessagePack (hex; `null` if the payload does not decode, so that reading the event
+/// reports it). Serialized straight from a tuple, with no `serde_json::Value` in between.
+fn row_json(partition: u32, offset: u64, batch: &ForwardBatch, e: &ForwardedEvent) -> String {
     let position = domain::Position { partition, offset };
     let envelope = e
         .envelope(&batch.aggregate_type, &batch.aggregate_id, Some(position))
         .ok()
-        .map(|envelope| hex::encode(domain::codec::encode(&envelope)));
-    json!([
+        .map(|envelope| hex(&domain::codec::encode(&envelope)));
+    let row = (
         offset,
-        batch.aggregate_type,
-        batch.aggregate_id,
+        &batch.aggregate_type,
+        &batch.aggregate_id,
         e.seq,
-        e.event_id,
-        e.event_type,
+        &e.event_id,
+        &e.event_type,
         e.schema_version,
-        hex::encode(&e.data_msgpack),
+        hex(&e.data_msgpack),
         e.recorded_at_ms,
-        e.metadata.command_id,
-        e.metadata.correlation_id,
-        e.metadata.causation_id,
-        e.metadata.actor,
+        &e.metadata.command_id,
+        &e.metadata.correlation_id,
+        &e.metadata.causation_id,
+        &e.metadata.actor,
         envelope,
-    ])
+    );
+    serde_json::to_string(&row).unwrap_or_default()
 }
 
 /// A row selected with [`select_list`] back into an event.
@@ -373,7 +369,7 @@ impl PartitionStore {
         let rows = fresh
             .iter()
             .enumerate()
-            .map(|(i, e)| row_json(partition, head + 1 + i as u64, batch, e).to_string());
+            .map(|(i, e)| row_json(partition, head + 1 + i as u64, batch, e));
         let chunks: Vec<SqlStorageValue> = json_array_chunks(rows, JSON_CHUNK_BYTES)
             .into_iter()
             .map(Into::into)
