@@ -72,52 +72,115 @@ pub fn integer(v: &SqlStorageValue) -> Result<i64, SqlError> {
     }
 }
 
-/// Most bytes of one bound JSON string of rows: well under the 2 MB that SQLite-backed
-/// objects allow a string or BLOB ("Maximum string, BLOB or table row size", Cloudflare's
-/// Durable Objects limits), whatever the rows hold. Local workerd does not enforce that
-/// limit, so only this bound keeps a large append from failing once deployed.
-pub const JSON_CHUNK_BYTES: usize = 1024 * 1024;
+/// Most bytes of one bound JSON string of rows, and of one bound BLOB beside it: well under
+/// the 2 MB that SQLite-backed objects allow a string or BLOB ("Maximum string, BLOB or
+/// table row size", Cloudflare's Durable Objects limits), whatever the rows hold. Local
+/// workerd does not enforce that limit, so only this bound keeps a large append from
+/// failing once deployed.
+pub const CHUNK_BYTES: usize = 1024 * 1024;
 
-/// Packs JSON-encoded rows into JSON arrays of at most `max_bytes` each (a row larger than
-/// that gets an array of its own), in order. Bound one array per parameter and read them
-/// with [`chunked_rows`], so one statement inserts any number of rows all or none while no
-/// single bound string has to hold them all. Always returns at least one array (`[]`).
-pub fn json_array_chunks(rows: impl IntoIterator<Item = String>, max_bytes: usize) -> Vec<String> {
-    let mut chunks = Vec::new();
-    let mut chunk = String::from("[");
-    for row in rows {
-        if chunk.len() > 1 && chunk.len() + row.len() + 2 > max_bytes {
-            chunk.push(']');
-            chunks.push(std::mem::replace(&mut chunk, String::from("[")));
+/// The rows of one `INSERT … SELECT … FROM` [`chunked_rows`], bound in chunks: per chunk a
+/// JSON array of the rows' plain columns and one BLOB holding the rows' BLOB columns, each
+/// row naming its bytes by position and length. So one statement inserts any number of
+/// rows all or none, while no bound string or BLOB passes [`CHUNK_BYTES`] (a row larger
+/// than that gets a chunk of its own); and BLOBs travel as bytes, cut out with `substr`,
+/// not as hex inside the JSON that SQLite parses row by row (`json_each`, then `->>` per
+/// column).
+#[derive(Debug)]
+pub struct RowChunks {
+    /// Per chunk: its JSON array so far (the closing `]` comes in [`Self::into_bindings`])
+    /// and its BLOB.
+    chunks: Vec<(String, Vec<u8>)>,
+    max_bytes: usize,
+}
+
+impl RowChunks {
+    /// No rows yet; chunks of at most `max_bytes` of JSON and of BLOB each.
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            chunks: vec![(String::from("["), Vec::new())],
+            max_bytes,
         }
-        if chunk.len() > 1 {
-            chunk.push(',');
-        }
-        chunk.push_str(&row);
     }
-    chunk.push(']');
-    chunks.push(chunk);
-    chunks
+
+    /// Appends a row: `plain` is the JSON array of its plain columns (as `serde_json`
+    /// writes a tuple), `blobs` its BLOB columns (`None` is NULL), in the order
+    /// [`row_values`] reads them. In the chunk's JSON the row becomes `plain`'s elements
+    /// followed by each BLOB's 1-based start in the chunk's BLOB and its length (`null`,
+    /// `null` for NULL).
+    pub fn push(&mut self, plain: &str, blobs: &[Option<&[u8]>]) {
+        let elements = plain
+            .strip_prefix('[')
+            .and_then(|p| p.strip_suffix(']'))
+            .unwrap_or(plain);
+        let blob_bytes: usize = blobs.iter().flatten().map(|b| b.len()).sum();
+        // Positions and lengths take at most 2 × 20 digits and 2 separators per BLOB.
+        let row_bytes = elements.len() + 2 + blobs.len() * 42;
+        let (json, bytes) = self
+            .chunks
+            .last()
+            .map_or((0, 0), |(j, b)| (j.len(), b.len()));
+        if json > 1
+            && (json + row_bytes + 2 > self.max_bytes || bytes + blob_bytes > self.max_bytes)
+        {
+            self.chunks.push((String::from("["), Vec::new()));
+        }
+        let Some((json, bytes)) = self.chunks.last_mut() else {
+            return; // never: there is always a chunk
+        };
+        if json.len() > 1 {
+            json.push(',');
+        }
+        json.push('[');
+        json.push_str(elements);
+        let mut first = elements.is_empty();
+        for blob in blobs {
+            if !first {
+                json.push(',');
+            }
+            first = false;
+            match blob {
+                Some(blob) => {
+                    json.push_str(&format!("{},{}", bytes.len() + 1, blob.len()));
+                    bytes.extend_from_slice(blob);
+                }
+                None => json.push_str("null,null"),
+            }
+        }
+        json.push(']');
+    }
+
+    /// How many chunks the rows take (at least one, `[]` with an empty BLOB when there are
+    /// no rows): [`chunked_rows`]'s `chunks`.
+    pub fn len(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Whether no row was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.len() == 1 && self.chunks[0].0.len() == 1
+    }
+
+    /// The values to bind, two per chunk in order: its JSON array, then its BLOB.
+    pub fn into_bindings(self) -> Vec<SqlStorageValue> {
+        self.chunks
+            .into_iter()
+            .flat_map(|(mut json, bytes)| {
+                json.push(']');
+                [SqlStorageValue::from(json), SqlStorageValue::Blob(bytes)]
+            })
+            .collect()
+    }
 }
 
-/// Lowercase hex of `bytes`, as SQLite's `unhex` reads it back: how a BLOB travels in the
-/// JSON rows of [`chunked_rows`]. Through `hex::encode_to_slice` (a byte table), where
-/// `hex::encode` collects a `String` char by char — that was 4.5% of the isolate in a
-/// profile of 1,000-command batches.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = vec![0; bytes.len() * 2];
-    // The output is exactly twice the input, the only way this can fail.
-    let _ = hex::encode_to_slice(bytes, &mut out);
-    String::from_utf8(out).unwrap_or_default() // ASCII digits: always valid
-}
-
-/// The `FROM` source that reads the rows of `chunks` JSON arrays bound as parameters
-/// `?first`…`?first+chunks-1`: each row is a `value` of `json_each`, in order. A multi-row
-/// `VALUES`, not a `UNION ALL` of `json_each` calls: workerd's SQLite refuses compound
-/// SELECTs of more than a few terms, and `VALUES` is not subject to that limit.
+/// The `FROM` source that reads the rows of `chunks` [`RowChunks`] bound as parameters
+/// `?first`… (two per chunk: JSON array, BLOB): each row is a `value` of `json_each`, in
+/// order, beside its chunk's BLOB (`chunk.column2`). A multi-row `VALUES`, not a
+/// `UNION ALL` of `json_each` calls: workerd's SQLite refuses compound SELECTs of more than
+/// a few terms, and `VALUES` is not subject to that limit.
 pub fn chunked_rows(first: usize, chunks: usize) -> String {
-    let params: Vec<String> = (first..first + chunks.max(1))
-        .map(|n| format!("(?{n})"))
+    let params: Vec<String> = (0..chunks.max(1))
+        .map(|i| format!("(?{}, ?{})", first + 2 * i, first + 2 * i + 1))
         .collect();
     format!(
         "(VALUES {}) AS chunk, json_each(chunk.column1)",
@@ -125,80 +188,133 @@ pub fn chunked_rows(first: usize, chunks: usize) -> String {
     )
 }
 
-/// The select list that reads `columns` out of each `json_each` row of [`chunked_rows`]
-/// (a JSON array in `columns` order; element `i` is column `i`), turning the hex text of
-/// the `hex_blobs` columns back into BLOBs.
-pub fn json_row_values(columns: &[&str], hex_blobs: &[&str]) -> String {
-    let values: Vec<String> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, column)| {
-            if hex_blobs.contains(column) {
-                format!("unhex(value ->> {i})")
-            } else {
-                format!("value ->> {i}")
-            }
-        })
-        .collect();
-    values.join(", ")
+/// The select list that reads a [`RowChunks`] row out of each `json_each` row of
+/// [`chunked_rows`]: its `plain` columns (`value ->> i`), then its `blobs` BLOB columns,
+/// each cut out of the chunk's BLOB by the start and length that follow (`substr` on a
+/// BLOB counts bytes, from 1; a NULL start gives NULL).
+pub fn row_values(plain: usize, blobs: usize) -> String {
+    let plain_columns = (0..plain).map(|i| format!("value ->> {i}"));
+    let blob_columns = (0..blobs).map(|k| {
+        let start = plain + 2 * k;
+        format!(
+            "substr(chunk.column2, value ->> {start}, value ->> {})",
+            start + 1
+        )
+    });
+    plain_columns
+        .chain(blob_columns)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn hex_is_lowercase_and_what_the_hex_crate_writes() {
-        let bytes: Vec<u8> = (0..=255).collect();
-        assert_eq!(hex(&bytes), hex::encode(&bytes));
-        assert_eq!(hex(&[0xab, 0x01]), "ab01");
-        assert_eq!(hex(&[]), "");
-    }
+    /// A row as the statement reads it: its plain columns, then its BLOBs.
+    type Row = (Vec<serde_json::Value>, Vec<Option<Vec<u8>>>);
 
-    #[test]
-    fn chunks_keep_every_row_in_order_and_each_within_the_bound() {
-        let rows: Vec<String> = (0..1000)
-            .map(|n| format!("[{n},\"{}\"]", "x".repeat(n % 97)))
-            .collect();
-        let chunks = json_array_chunks(rows.clone(), 4096);
-        assert!(chunks.len() > 1);
-        let mut back = Vec::new();
-        for chunk in &chunks {
-            assert!(chunk.len() <= 4096, "{}", chunk.len());
-            let array: Vec<serde_json::Value> = serde_json::from_str(chunk).unwrap();
-            back.extend(array.into_iter().map(|v| v.to_string()));
+    /// The rows back out of the bindings, as SQLite's statement reads them: per row its
+    /// plain JSON elements and its BLOBs cut out of the chunk's BLOB.
+    fn read_back(bindings: &[SqlStorageValue], plain: usize) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for pair in bindings.chunks(2) {
+            let (SqlStorageValue::String(json), SqlStorageValue::Blob(blob)) = (&pair[0], &pair[1])
+            else {
+                panic!("a chunk is a JSON string and a BLOB: {pair:?}");
+            };
+            let array: Vec<Vec<serde_json::Value>> = serde_json::from_str(json).unwrap();
+            for row in array {
+                let blobs = row[plain..]
+                    .chunks(2)
+                    .map(|at| match (at[0].as_u64(), at[1].as_u64()) {
+                        (Some(start), Some(len)) => {
+                            let start = start as usize - 1;
+                            Some(blob[start..start + len as usize].to_vec())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                rows.push((row[..plain].to_vec(), blobs));
+            }
         }
-        assert_eq!(back, rows);
+        rows
     }
 
     #[test]
-    fn a_row_over_the_bound_gets_a_chunk_of_its_own_and_no_rows_give_one_empty_array() {
-        let big = format!("[\"{}\"]", "y".repeat(100));
-        let chunks = json_array_chunks(["[1]".to_owned(), big.clone(), "[2]".to_owned()], 50);
+    fn chunks_keep_every_row_in_order_and_each_string_and_blob_within_the_bound() {
+        let mut chunks = RowChunks::new(4096);
+        let mut expected = Vec::new();
+        for n in 0..1000usize {
+            let text = "x".repeat(n % 97);
+            let payload: Vec<u8> = (0..(n % 301) as u8).collect();
+            let envelope = (n % 5 != 0).then(|| vec![n as u8; n % 53]);
+            chunks.push(
+                &serde_json::to_string(&(n, &text)).unwrap(),
+                &[Some(&payload), envelope.as_deref()],
+            );
+            expected.push((vec![n.into(), text.into()], vec![Some(payload), envelope]));
+        }
+        assert!(chunks.len() > 1);
+        let bindings = chunks.into_bindings();
+        for value in &bindings {
+            match value {
+                SqlStorageValue::String(s) => assert!(s.len() <= 4096, "{}", s.len()),
+                SqlStorageValue::Blob(b) => assert!(b.len() <= 4096, "{}", b.len()),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(read_back(&bindings, 2), expected);
+    }
+
+    #[test]
+    fn a_row_over_the_bound_gets_a_chunk_of_its_own_and_no_rows_give_one_empty_chunk() {
+        let mut chunks = RowChunks::new(50);
+        let big = vec![7u8; 100];
+        chunks.push("[1]", &[Some(b"ab")]);
+        chunks.push("[2]", &[Some(&big)]);
+        chunks.push("[3]", &[None]);
+        assert_eq!(chunks.len(), 3);
+        let bindings = chunks.into_bindings();
+        assert_eq!(bindings[0], SqlStorageValue::from("[[1,1,2]]".to_owned()));
         assert_eq!(
-            chunks,
-            ["[[1]]".to_owned(), format!("[{big}]"), "[[2]]".to_owned()]
+            bindings[4],
+            SqlStorageValue::from("[[3,null,null]]".to_owned())
         );
-        assert_eq!(json_array_chunks(Vec::<String>::new(), 50), ["[]"]);
-    }
-
-    #[test]
-    fn json_row_values_reads_columns_by_position_and_unhexes_blobs() {
         assert_eq!(
-            json_row_values(&["seq", "payload", "type"], &["payload"]),
-            "value ->> 0, unhex(value ->> 1), value ->> 2"
+            read_back(&bindings, 1)[1],
+            (vec![2.into()], vec![Some(big)])
+        );
+        let empty = RowChunks::new(50);
+        assert!(empty.is_empty());
+        assert_eq!(
+            empty.into_bindings(),
+            [
+                SqlStorageValue::from("[]".to_owned()),
+                SqlStorageValue::Blob(Vec::new())
+            ]
         );
     }
 
     #[test]
-    fn chunked_rows_numbers_its_parameters_from_first() {
+    fn row_values_reads_plain_columns_then_cuts_each_blob_out_of_the_chunk() {
+        assert_eq!(
+            row_values(2, 2),
+            "value ->> 0, value ->> 1, \
+             substr(chunk.column2, value ->> 2, value ->> 3), \
+             substr(chunk.column2, value ->> 4, value ->> 5)"
+        );
+    }
+
+    #[test]
+    fn chunked_rows_binds_two_parameters_per_chunk_from_first() {
         assert_eq!(
             chunked_rows(4, 2),
-            "(VALUES (?4), (?5)) AS chunk, json_each(chunk.column1)"
+            "(VALUES (?4, ?5), (?6, ?7)) AS chunk, json_each(chunk.column1)"
         );
         assert_eq!(
             chunked_rows(1, 0),
-            "(VALUES (?1)) AS chunk, json_each(chunk.column1)"
+            "(VALUES (?1, ?2)) AS chunk, json_each(chunk.column1)"
         );
     }
 }

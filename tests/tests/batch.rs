@@ -112,12 +112,13 @@ async fn a_batch_appends_in_order_all_or_none_under_one_key() {
     }
 }
 
-/// A batch near the 1 MiB body limit whose rows, as the append binds them (payloads in
-/// hex), pass the 2 MB that a SQLite-backed object allows one string on Cloudflare: the
-/// append binds them in several JSON chunks to one statement. (Local workerd does not
-/// enforce that limit, so this proves the chunked append keeps every event whole and in
-/// order — and all or none — not that the limit is met; `durable::sql`'s unit tests bound
-/// the chunks.)
+/// A batch near the 1 MiB body limit whose rows, as the aggregate's append and then the
+/// partition's bind them (payloads, and envelopes that repeat them, as BLOBs beside the
+/// JSON), pass the 1 MiB a chunk may bind, far under the 2 MB that a SQLite-backed object
+/// allows one string or BLOB on Cloudflare: the appends bind them in several chunks to one
+/// statement. (Local workerd does not enforce that limit, so this proves the chunked
+/// append keeps every event whole and in order — and all or none — not that the limit is
+/// met; `durable::sql`'s unit tests bound the chunks.)
 #[tokio::test]
 async fn a_batch_whose_rows_pass_sqlites_largest_string_appends_whole_and_reads_back_the_same() {
     let worker = Worker::start_with(Options::new().var("STREAM_PARTITIONS", 1));

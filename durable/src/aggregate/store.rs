@@ -4,11 +4,11 @@
 //! payload as MessagePack, the recording time and the command's metadata. Each row also
 //! carries the `Idempotency-Key` of the command that appended it, so the idempotency
 //! record and the events are one write. An append is a single `INSERT … SELECT FROM
-//! json_each(…)` statement over the rows bound as JSON arrays of at most 1 MiB each
-//! (`sql::json_array_chunks`): SQLite applies a statement entirely or not at all, so a
-//! failure can never leave half a command in the log, no bound string comes near the
-//! 2 MB a SQLite-backed object allows, and a few bound parameters keep us far below the
-//! runtime's limit on parameters per statement.
+//! json_each(…)` statement over the rows bound in chunks of at most 1 MiB of JSON and
+//! 1 MiB of payload bytes each (`sql::RowChunks`): SQLite applies a statement entirely or
+//! not at all, so a failure can never leave half a command in the log, no bound string or
+//! BLOB comes near the 2 MB a SQLite-backed object allows, and a few bound parameters keep
+//! us far below the runtime's limit on parameters per statement.
 
 use domain::codec;
 use domain::envelope::Metadata;
@@ -19,8 +19,7 @@ use domain::store::{
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::sql::{
-    JSON_CHUNK_BYTES, chunked_rows, hex, int, integer, json_array_chunks, json_row_values, migrate,
-    scalar, text,
+    CHUNK_BYTES, RowChunks, chunked_rows, int, integer, migrate, row_values, scalar, text,
 };
 
 /// The schema, as migrations: entry `i` brings a database from version `i` to `i + 1`.
@@ -65,9 +64,9 @@ CREATE TABLE outbox (
 INSERT INTO outbox (id, forwarded_through) VALUES (1, 0);
 "];
 
-/// The event columns every read returns and every append writes, in this one order: the
-/// statements below are generated from it, and [`event_row`] / [`decode_row`] (next to
-/// each other, below) are the only code that depends on the order.
+/// The event columns every read returns, in this one order: the statements below are
+/// generated from it, and [`decode_row`] is the only code that depends on the order. An
+/// append writes the same columns as [`APPEND_PLAIN_COLUMNS`] and then `payload`.
 const EVENT_COLUMNS: [&str; 10] = [
     "seq",
     "event_id",
@@ -81,23 +80,37 @@ const EVENT_COLUMNS: [&str; 10] = [
     "actor",
 ];
 
+/// The columns an append binds as JSON, in the order [`push_event_row`] writes them; the
+/// payload follows as a BLOB.
+const APPEND_PLAIN_COLUMNS: [&str; 9] = [
+    "seq",
+    "event_id",
+    "type",
+    "schema_version",
+    "recorded_at",
+    "command_id",
+    "correlation_id",
+    "causation_id",
+    "actor",
+];
+
 /// `seq, event_id, …`: the select list of every read.
 fn select_list() -> &'static str {
     static LIST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     LIST.get_or_init(|| EVENT_COLUMNS.join(", "))
 }
 
-/// The append statement: inserts the rows of `chunks` JSON arrays of [`event_row`]s
-/// (`?4`…) with the idempotency key (`?1`) and request fingerprint (`?2`), only if the log
-/// ends at `?3`. One statement, so all rows or none.
+/// The append statement: inserts the rows of `chunks` [`RowChunks`] of
+/// [`push_event_row`]s (`?4`…) with the idempotency key (`?1`) and request fingerprint
+/// (`?2`), only if the log ends at `?3`. One statement, so all rows or none.
 fn append_statement(chunks: usize) -> String {
     format!(
-        "INSERT INTO events ({}, idempotency_key, request_hash)
+        "INSERT INTO events ({}, payload, idempotency_key, request_hash)
          SELECT {}, ?1, ?2
          FROM {}
          WHERE (SELECT coalesce(max(seq), 0) FROM events) = ?3",
-        select_list(),
-        json_row_values(&EVENT_COLUMNS, &["payload"]),
+        APPEND_PLAIN_COLUMNS.join(", "),
+        row_values(APPEND_PLAIN_COLUMNS.len(), 1),
         chunked_rows(4, chunks)
     )
 }
@@ -179,22 +192,23 @@ impl SqliteStore {
     }
 }
 
-/// An event as one JSON array in [`EVENT_COLUMNS`] order (the payload as hex, which
-/// the append statement turns back into a BLOB), serialized straight to text.
-fn event_row(e: &StoredEvent) -> Result<String, StoreError> {
-    serde_json::to_string(&(
+/// Adds an event to an append's rows: [`APPEND_PLAIN_COLUMNS`] serialized straight from a
+/// tuple, then its payload's MessagePack as a BLOB.
+fn push_event_row(rows: &mut RowChunks, e: &StoredEvent) -> Result<(), StoreError> {
+    let plain = serde_json::to_string(&(
         e.seq,
         &e.event_id,
         &e.event_type,
         e.schema_version,
-        hex(&codec::encode(&e.data)),
         e.recorded_at_ms,
         &e.metadata.command_id,
         &e.metadata.correlation_id,
         &e.metadata.causation_id,
         &e.metadata.actor,
     ))
-    .map_err(store_err)
+    .map_err(store_err)?;
+    rows.push(&plain, &[Some(&codec::encode(&e.data))]);
+    Ok(())
 }
 
 /// A row selected with [`select_list`] back into an event.
@@ -327,11 +341,10 @@ impl EventStore for SqliteStore {
             }
             return Ok(());
         }
-        let rows = events
-            .iter()
-            .map(event_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let chunks = json_array_chunks(rows, JSON_CHUNK_BYTES);
+        let mut rows = RowChunks::new(CHUNK_BYTES);
+        for event in events {
+            push_event_row(&mut rows, event)?;
+        }
         // One statement: all rows, with their idempotency record, or none. It inserts only
         // if the log still ends right before the first new seq, so the store itself keeps
         // the log dense even if a caller's idea of the version were stale; the primary key
@@ -339,9 +352,9 @@ impl EventStore for SqliteStore {
         let first = events[0].seq;
         let cursor = self
             .sql
-            .exec(&append_statement(chunks.len()), {
+            .exec(&append_statement(rows.len()), {
                 let mut bindings = vec![key.into(), hash.into(), int(first - 1)];
-                bindings.extend(chunks.into_iter().map(SqlStorageValue::from));
+                bindings.extend(rows.into_bindings());
                 bindings
             })
             .map_err(store_err)?;

@@ -12,8 +12,7 @@ use stream::{
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::sql::{
-    JSON_CHUNK_BYTES, SqlError, chunked_rows, hex, int, integer, json_array_chunks,
-    json_row_values, migrate, scalar, text,
+    CHUNK_BYTES, RowChunks, SqlError, chunked_rows, int, integer, migrate, row_values, scalar, text,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -64,8 +63,7 @@ ALTER TABLE events ADD COLUMN envelope BLOB;
 ",
 ];
 
-/// The columns of `events`, in the one order the statements, [`row_json`] and
-/// [`decode_row`] use.
+/// The columns of `events`, in the one order reads select and [`decode_row`] reads.
 const COLUMNS: [&str; 13] = [
     "stream_offset",
     "aggregate_type",
@@ -87,28 +85,50 @@ fn select_list() -> &'static str {
     LIST.get_or_init(|| COLUMNS.join(", "))
 }
 
-/// One `INSERT` of the rows in `chunks` JSON arrays (`?1`…`?chunks`): one statement, so
-/// the rows go in all or none, while no bound string has to hold them all.
+/// The columns an append binds as JSON, in the order [`push_row`] writes them: every
+/// column of [`COLUMNS`] but `payload`, which follows as a BLOB, and then `envelope`.
+const APPEND_PLAIN_COLUMNS: [&str; 12] = [
+    "stream_offset",
+    "aggregate_type",
+    "aggregate_id",
+    "seq",
+    "event_id",
+    "type",
+    "schema_version",
+    "recorded_at",
+    "command_id",
+    "correlation_id",
+    "causation_id",
+    "actor",
+];
+
+/// One `INSERT` of the rows in `chunks` [`RowChunks`] (`?1`…): one statement, so the rows
+/// go in all or none, while no bound string or BLOB has to hold them all.
 fn insert_statement(chunks: usize) -> String {
     format!(
-        "INSERT INTO events ({}, envelope) SELECT {}, unhex(value ->> {}) FROM {}",
-        select_list(),
-        json_row_values(&COLUMNS, &["payload"]),
-        COLUMNS.len(),
+        "INSERT INTO events ({}, payload, envelope) SELECT {} FROM {}",
+        APPEND_PLAIN_COLUMNS.join(", "),
+        row_values(APPEND_PLAIN_COLUMNS.len(), 2),
         chunked_rows(1, chunks)
     )
 }
 
-/// A row for [`insert_statement`], as JSON text: the [`COLUMNS`], then the envelope's
-/// MessagePack (hex; `null` if the payload does not decode, so that reading the event
-/// reports it). Serialized straight from a tuple, with no `serde_json::Value` in between.
-fn row_json(partition: u32, offset: u64, batch: &ForwardBatch, e: &ForwardedEvent) -> String {
+/// Adds an event to an append's rows: [`APPEND_PLAIN_COLUMNS`] serialized straight from a
+/// tuple, then as BLOBs its payload and its envelope's MessagePack (NULL if the payload
+/// does not decode, so that reading the event reports it).
+fn push_row(
+    rows: &mut RowChunks,
+    partition: u32,
+    offset: u64,
+    batch: &ForwardBatch,
+    e: &ForwardedEvent,
+) {
     let position = domain::Position { partition, offset };
     let envelope = e
         .envelope(&batch.aggregate_type, &batch.aggregate_id, Some(position))
         .ok()
-        .map(|envelope| hex(&domain::codec::encode(&envelope)));
-    let row = (
+        .map(|envelope| domain::codec::encode(&envelope));
+    let plain = (
         offset,
         &batch.aggregate_type,
         &batch.aggregate_id,
@@ -116,15 +136,16 @@ fn row_json(partition: u32, offset: u64, batch: &ForwardBatch, e: &ForwardedEven
         &e.event_id,
         &e.event_type,
         e.schema_version,
-        hex(&e.data_msgpack),
         e.recorded_at_ms,
         &e.metadata.command_id,
         &e.metadata.correlation_id,
         &e.metadata.causation_id,
         &e.metadata.actor,
-        envelope,
     );
-    serde_json::to_string(&row).unwrap_or_default()
+    rows.push(
+        &serde_json::to_string(&plain).unwrap_or_default(),
+        &[Some(&e.data_msgpack), envelope.as_deref()],
+    );
 }
 
 /// A row selected with [`select_list`] back into an event.
@@ -363,19 +384,15 @@ impl PartitionStore {
         if fresh.is_empty() {
             return Ok(Ok((ForwardAck { accepted_through }, Vec::new())));
         }
-        // The rows are bound as JSON arrays of at most JSON_CHUNK_BYTES each
-        // (SQLite-backed objects refuse a string over 2 MB) to one statement, so the batch
-        // goes in whole or not at all.
-        let rows = fresh
-            .iter()
-            .enumerate()
-            .map(|(i, e)| row_json(partition, head + 1 + i as u64, batch, e));
-        let chunks: Vec<SqlStorageValue> = json_array_chunks(rows, JSON_CHUNK_BYTES)
-            .into_iter()
-            .map(Into::into)
-            .collect();
+        // The rows are bound in chunks of at most CHUNK_BYTES of JSON and of BLOB each
+        // (SQLite-backed objects refuse a string or BLOB over 2 MB) to one statement, so
+        // the batch goes in whole or not at all.
+        let mut rows = RowChunks::new(CHUNK_BYTES);
+        for (i, e) in fresh.iter().enumerate() {
+            push_row(&mut rows, partition, head + 1 + i as u64, batch, e);
+        }
         self.sql
-            .exec(&insert_statement(chunks.len()), chunks)
+            .exec(&insert_statement(rows.len()), rows.into_bindings())
             .map_err(err)?;
         self.sql
             .exec(
