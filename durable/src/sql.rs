@@ -188,6 +188,17 @@ pub fn chunked_rows(first: usize, chunks: usize) -> String {
     )
 }
 
+/// `columns` but the `blobs`, comma-separated: the plain columns of an append, in the order
+/// its rows' JSON carries them (the BLOB columns follow, in the order the caller names them).
+pub fn plain_columns(columns: &[&str], blobs: &[&str]) -> String {
+    columns
+        .iter()
+        .filter(|c| !blobs.contains(c))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The select list that reads a [`RowChunks`] row out of each `json_each` row of
 /// [`chunked_rows`]: its `plain` columns (`value ->> i`), then its `blobs` BLOB columns,
 /// each cut out of the chunk's BLOB by the start and length that follow (`substr` on a
@@ -303,6 +314,17 @@ mod tests {
             "value ->> 0, value ->> 1, \
              substr(chunk.column2, value ->> 2, value ->> 3), \
              substr(chunk.column2, value ->> 4, value ->> 5)"
+        );
+    }
+
+    #[test]
+    fn plain_columns_keep_their_order_without_the_blobs() {
+        assert_eq!(
+            plain_columns(
+                &["seq", "payload", "type", "envelope"],
+                &["payload", "envelope"]
+            ),
+            "seq, type"
         );
     }
 

@@ -19,7 +19,8 @@ use domain::store::{
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::sql::{
-    CHUNK_BYTES, RowChunks, chunked_rows, int, integer, migrate, row_values, scalar, text,
+    CHUNK_BYTES, RowChunks, chunked_rows, int, integer, migrate, plain_columns, row_values, scalar,
+    text,
 };
 
 /// The schema, as migrations: entry `i` brings a database from version `i` to `i + 1`.
@@ -65,28 +66,14 @@ INSERT INTO outbox (id, forwarded_through) VALUES (1, 0);
 "];
 
 /// The event columns every read returns, in this one order: the statements below are
-/// generated from it, and [`decode_row`] is the only code that depends on the order. An
-/// append writes the same columns as [`APPEND_PLAIN_COLUMNS`] and then `payload`.
+/// generated from it, and [`decode_row`] and [`push_event_row`] (which writes the payload
+/// apart, as a BLOB) are the only code that depends on the order.
 const EVENT_COLUMNS: [&str; 10] = [
     "seq",
     "event_id",
     "type",
     "schema_version",
     "payload",
-    "recorded_at",
-    "command_id",
-    "correlation_id",
-    "causation_id",
-    "actor",
-];
-
-/// The columns an append binds as JSON, in the order [`push_event_row`] writes them; the
-/// payload follows as a BLOB.
-const APPEND_PLAIN_COLUMNS: [&str; 9] = [
-    "seq",
-    "event_id",
-    "type",
-    "schema_version",
     "recorded_at",
     "command_id",
     "correlation_id",
@@ -109,8 +96,8 @@ fn append_statement(chunks: usize) -> String {
          SELECT {}, ?1, ?2
          FROM {}
          WHERE (SELECT coalesce(max(seq), 0) FROM events) = ?3",
-        APPEND_PLAIN_COLUMNS.join(", "),
-        row_values(APPEND_PLAIN_COLUMNS.len(), 1),
+        plain_columns(&EVENT_COLUMNS, &["payload"]),
+        row_values(EVENT_COLUMNS.len() - 1, 1),
         chunked_rows(4, chunks)
     )
 }
@@ -192,8 +179,8 @@ impl SqliteStore {
     }
 }
 
-/// Adds an event to an append's rows: [`APPEND_PLAIN_COLUMNS`] serialized straight from a
-/// tuple, then its payload's MessagePack as a BLOB.
+/// Adds an event to an append's rows: the [`EVENT_COLUMNS`] but `payload`, serialized
+/// straight from a tuple, then its payload's MessagePack as a BLOB.
 fn push_event_row(rows: &mut RowChunks, e: &StoredEvent) -> Result<(), StoreError> {
     let plain = serde_json::to_string(&(
         e.seq,

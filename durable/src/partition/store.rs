@@ -12,7 +12,8 @@ use stream::{
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::sql::{
-    CHUNK_BYTES, RowChunks, SqlError, chunked_rows, int, integer, migrate, row_values, scalar, text,
+    CHUNK_BYTES, RowChunks, SqlError, chunked_rows, int, integer, migrate, plain_columns,
+    row_values, scalar, text,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -63,7 +64,8 @@ ALTER TABLE events ADD COLUMN envelope BLOB;
 ",
 ];
 
-/// The columns of `events`, in the one order reads select and [`decode_row`] reads.
+/// The columns of `events`, in the one order reads select, [`decode_row`] reads and
+/// [`push_row`] writes (the payload apart, as a BLOB).
 const COLUMNS: [&str; 13] = [
     "stream_offset",
     "aggregate_type",
@@ -85,36 +87,19 @@ fn select_list() -> &'static str {
     LIST.get_or_init(|| COLUMNS.join(", "))
 }
 
-/// The columns an append binds as JSON, in the order [`push_row`] writes them: every
-/// column of [`COLUMNS`] but `payload`, which follows as a BLOB, and then `envelope`.
-const APPEND_PLAIN_COLUMNS: [&str; 12] = [
-    "stream_offset",
-    "aggregate_type",
-    "aggregate_id",
-    "seq",
-    "event_id",
-    "type",
-    "schema_version",
-    "recorded_at",
-    "command_id",
-    "correlation_id",
-    "causation_id",
-    "actor",
-];
-
 /// One `INSERT` of the rows in `chunks` [`RowChunks`] (`?1`…): one statement, so the rows
 /// go in all or none, while no bound string or BLOB has to hold them all.
 fn insert_statement(chunks: usize) -> String {
     format!(
         "INSERT INTO events ({}, payload, envelope) SELECT {} FROM {}",
-        APPEND_PLAIN_COLUMNS.join(", "),
-        row_values(APPEND_PLAIN_COLUMNS.len(), 2),
+        plain_columns(&COLUMNS, &["payload"]),
+        row_values(COLUMNS.len() - 1, 2),
         chunked_rows(1, chunks)
     )
 }
 
-/// Adds an event to an append's rows: [`APPEND_PLAIN_COLUMNS`] serialized straight from a
-/// tuple, then as BLOBs its payload and its envelope's MessagePack (NULL if the payload
+/// Adds an event to an append's rows: the [`COLUMNS`] but `payload`, serialized straight
+/// from a tuple, then as BLOBs its payload and its envelope's MessagePack (NULL if the payload
 /// does not decode, so that reading the event reports it).
 fn push_row(
     rows: &mut RowChunks,
