@@ -38,7 +38,10 @@ impl Admitted {
 /// The secret binding tokens are verified with.
 const SECRET: &str = "AUTH_SECRET";
 
-pub fn admit(req: &Request, env: &Env, config: &Config, route: &Route) -> ApiResult<Admitted> {
+/// Admits `req` to `route`: its body within the route's limit, and for a route that needs
+/// a scope, a bearer token signed with `secret` (the `AUTH_SECRET` binding, [`secret`])
+/// that grants it. Errors: 413, 401 (no or bad token, or no secret configured), 403.
+pub fn admit(req: &Request, secret: &str, config: &Config, route: &Route) -> ApiResult<Admitted> {
     if let Some(length) = req
         .headers()
         .get("content-length")?
@@ -54,7 +57,6 @@ pub fn admit(req: &Request, env: &Env, config: &Config, route: &Route) -> ApiRes
     };
     let (token, ws_protocol) = credentials(req, route)?;
     let token = token.ok_or_else(|| unauthorized(AuthError::Missing))?;
-    let secret = secret(env);
     let now = (durable::clock::now_ms().max(0) / 1000) as u64;
     let principal = auth::verify(&token, secret.as_bytes(), now).map_err(|e| {
         if e == AuthError::Unconfigured {
@@ -77,7 +79,9 @@ fn unauthorized(e: AuthError) -> ApiError {
     ApiError::unauthorized(e.to_string())
 }
 
-fn secret(env: &Env) -> String {
+/// The `AUTH_SECRET` binding (a secret, or locally a var); empty when it is not set, which
+/// refuses every token.
+pub fn secret(env: &Env) -> String {
     env.secret(SECRET)
         .map(|s| s.to_string())
         .or_else(|_| env.var(SECRET).map(|v| v.to_string()))
