@@ -342,6 +342,10 @@ pub async fn cold_commands(scale: &Scale<'_>, warm: &str, ids: &[&str]) -> Vec<D
         scale.settle().await;
         out.push(scale.timed_command(id, &comment(None)).await);
     }
+    // The last command's forward must finish before the caller restarts the runtime: an
+    // alarm still pending then fires at the next start and loads that aggregate, so its
+    // "cold" command of the next round would find it already in memory.
+    scale.settle().await;
     out
 }
 

@@ -107,7 +107,7 @@ fn push_row(
     offset: u64,
     batch: &ForwardBatch,
     e: &ForwardedEvent,
-) {
+) -> Result<(), SqlError> {
     let position = domain::Position { partition, offset };
     let envelope = e
         .envelope(&batch.aggregate_type, &batch.aggregate_id, Some(position))
@@ -127,10 +127,9 @@ fn push_row(
         &e.metadata.causation_id,
         &e.metadata.actor,
     );
-    rows.push(
-        &serde_json::to_string(&plain).unwrap_or_default(),
-        &[Some(&e.data_msgpack), envelope.as_deref()],
-    );
+    let plain = serde_json::to_string(&plain).map_err(err)?;
+    rows.push(&plain, &[Some(&e.data_msgpack), envelope.as_deref()]);
+    Ok(())
 }
 
 /// A row selected with [`select_list`] back into an event.
@@ -374,7 +373,7 @@ impl PartitionStore {
         // the batch goes in whole or not at all.
         let mut rows = RowChunks::new(CHUNK_BYTES);
         for (i, e) in fresh.iter().enumerate() {
-            push_row(&mut rows, partition, head + 1 + i as u64, batch, e);
+            push_row(&mut rows, partition, head + 1 + i as u64, batch, e)?;
         }
         self.sql
             .exec(&insert_statement(rows.len()), rows.into_bindings())
