@@ -300,6 +300,45 @@ impl Feed {
     }
 }
 
+/// The earliest token expiry among one object instance's open feeds, so that an alarm that
+/// fires for another reason (a forward, a projector wake: many a second under load) closes
+/// expired sockets without reading every socket's attachment when none can have expired.
+///
+/// It starts unknown (a fresh instance: sockets from before a hibernation are not seen
+/// yet), becomes known after a scan of every feed, and takes in every feed saved since.
+/// A feed that closes leaves its expiry in the minimum; the next scan drops it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryWatch {
+    /// `None`: unknown. `Some(None)`: no open feed expires. `Some(Some(s))`: the earliest
+    /// expiry (Unix seconds) of the feeds seen.
+    earliest: Option<Option<u64>>,
+}
+
+impl ExpiryWatch {
+    /// A feed was saved: an open one's expiry joins a known minimum.
+    pub fn saw(&mut self, feed: &Feed) {
+        if let (Some(known), Some(expires_at), true) =
+            (self.earliest, feed.expires_at, feed.is_open())
+        {
+            self.earliest = Some(Some(known.map_or(expires_at, |e| e.min(expires_at))));
+        }
+    }
+
+    /// `Some(earliest)` when no feed can have expired at `now_ms` (the rule of
+    /// [`Feed::expired`]), so the scan can be skipped; `earliest` is then the next expiry
+    /// (Unix seconds) to set an alarm for. `None`: scan every feed.
+    pub fn skip_scan(&self, now_ms: i64) -> Option<Option<u64>> {
+        let known = self.earliest?;
+        let now_secs = (now_ms.max(0) / 1000) as u64;
+        known.is_none_or(|e| now_secs < e).then_some(known)
+    }
+
+    /// A scan of every feed ended: `earliest` is the earliest expiry of those left open.
+    pub fn scanned(&mut self, earliest: Option<u64>) {
+        self.earliest = Some(earliest);
+    }
+}
+
 /// `{"kind":"event","event":envelope}`, the envelope's fields in their documented order.
 pub fn event_frame(event: &domain::EventEnvelope) -> String {
     #[derive(Serialize)]
@@ -331,6 +370,45 @@ pub fn parse_ack(text: Option<&str>, cursor: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_watch_scans_until_it_knows_then_only_when_a_feed_is_due() {
+        let mut watch = ExpiryWatch::default();
+        assert_eq!(
+            watch.skip_scan(0),
+            None,
+            "a fresh instance has not seen its sockets"
+        );
+        watch.scanned(None);
+        assert_eq!(watch.skip_scan(5_000), Some(None), "no feed expires");
+        watch.saw(&Feed::new(0, Some(100)));
+        watch.saw(&Feed::new(0, Some(50)));
+        watch.saw(&Feed::new(0, None));
+        assert_eq!(watch.skip_scan(49_999), Some(Some(50)));
+        assert_eq!(
+            watch.skip_scan(50_000),
+            None,
+            "due at the second Feed::expired says"
+        );
+        assert!(Feed::new(0, Some(50)).expired(50_000));
+        let mut closed = Feed::new(0, Some(10));
+        closed.closed = true;
+        watch.saw(&closed);
+        assert_eq!(
+            watch.skip_scan(20_000),
+            Some(Some(50)),
+            "a closed feed never expires"
+        );
+        watch.scanned(Some(100));
+        assert_eq!(watch.skip_scan(60_000), Some(Some(100)));
+    }
+
+    #[test]
+    fn expiry_watch_ignores_feeds_while_unknown() {
+        let mut watch = ExpiryWatch::default();
+        watch.saw(&Feed::new(0, Some(50)));
+        assert_eq!(watch.skip_scan(0), None, "one feed seen is not all feeds");
+    }
 
     /// A log of `head` entries whose frames are their cursor as text.
     struct Log {

@@ -65,6 +65,8 @@ pub struct AggregateObject {
     loaded: RefCell<Option<Loaded>>,
     /// Changes every time the runtime constructs this object (diagnostics and tests).
     instance: String,
+    /// The sockets' feeds, their attachments read back from memory.
+    feeds: sockets::Feeds,
 }
 
 /// The answer to a command (field order as documented).
@@ -117,6 +119,7 @@ impl DurableObject for AggregateObject {
             store: RefCell::new(None),
             loaded: RefCell::new(None),
             instance: uuid::Uuid::new_v4().to_string(),
+            feeds: sockets::Feeds::default(),
         }
     }
 
@@ -134,7 +137,7 @@ impl DurableObject for AggregateObject {
         if let Some(retry_at) = retry_at {
             sockets::alarm_by(&self.state, retry_at).await;
         }
-        if let Some(next) = sockets::close_expired(&self.state, now_ms()) {
+        if let Some(next) = self.feeds.close_expired(&self.state, now_ms()) {
             sockets::alarm_by(&self.state, sockets::secs_to_ms(next)).await;
         }
         Response::empty()
@@ -156,12 +159,12 @@ impl DurableObject for AggregateObject {
         reason: String,
         _was_clean: bool,
     ) -> Result<()> {
-        sockets::closed_by_client(&ws, code, reason);
+        self.feeds.closed_by_client(&ws, code, reason);
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        sockets::failed(&ws);
+        self.feeds.failed(&ws);
         Ok(())
     }
 }
@@ -420,7 +423,7 @@ impl AggregateObject {
         after: u64,
         protocol: Option<String>,
     ) -> ApiResult<Response> {
-        if sockets::open_feeds(&self.state).len() >= self.config.max_subscribers {
+        if self.feeds.open_feeds(&self.state).len() >= self.config.max_subscribers {
             return Err(ApiError::rate_limited(
                 format!(
                     "this aggregate has the maximum of {} live subscribers",
@@ -448,11 +451,11 @@ impl AggregateObject {
                 version: loaded.version,
             };
             match feed.pump(&log, &limits) {
-                Ok(actions) => sockets::save_and_apply(&server, &feed, actions),
+                Ok(actions) => self.feeds.save_and_apply(&server, &feed, actions),
                 Err(error) => {
                     // Never leave an accepted socket behind that would receive nothing.
                     let actions = feed.close_internal();
-                    sockets::save_and_apply(&server, &feed, actions);
+                    self.feeds.save_and_apply(&server, &feed, actions);
                     return Err(ApiError::internal(error));
                 }
             }
@@ -573,7 +576,7 @@ impl AggregateObject {
         if events.is_empty() {
             return;
         }
-        let feeds = sockets::open_feeds(&self.state);
+        let feeds = self.feeds.open_feeds(&self.state);
         if feeds.is_empty() {
             return;
         }
@@ -583,19 +586,19 @@ impl AggregateObject {
         for (socket, mut feed) in feeds {
             let actions = feed.on_commit(&entries, now, &limits);
             if !actions.is_empty() {
-                sockets::save_and_apply(&socket, &feed, actions);
+                self.feeds.save_and_apply(&socket, &feed, actions);
             }
         }
     }
 
     /// A client frame, through the feed engine (acks, limits, catch-up).
     fn on_client_frame(&self, socket: &WebSocket, text: Option<&str>) {
-        let Some(mut feed) = sockets::load(socket) else {
+        let Some(mut feed) = self.feeds.load(socket) else {
             return;
         };
         let Some(id) = self.identity.as_ref() else {
             let actions = feed.close_internal();
-            sockets::save_and_apply(socket, &feed, actions);
+            self.feeds.save_and_apply(socket, &feed, actions);
             return;
         };
         let limits = self.feed_limits();
@@ -609,7 +612,7 @@ impl AggregateObject {
                 .map_err(ApiError::internal)
         });
         let actions = result.unwrap_or_else(|_| feed.close_internal());
-        sockets::save_and_apply(socket, &feed, actions);
+        self.feeds.save_and_apply(socket, &feed, actions);
     }
 }
 

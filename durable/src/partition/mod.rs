@@ -48,6 +48,8 @@ pub struct StreamPartition {
     /// comes no sooner than `PROJECTION_WAKE_INTERVAL_MS` after it.
     last_wake_at: Cell<i64>,
     instance: String,
+    /// The sockets' feeds, their attachments read back from memory.
+    feeds: sockets::Feeds,
 }
 
 impl DurableObject for StreamPartition {
@@ -65,6 +67,7 @@ impl DurableObject for StreamPartition {
             alarm_armed: Cell::new(false),
             last_wake_at: Cell::new(0),
             instance: uuid::Uuid::new_v4().to_string(),
+            feeds: sockets::Feeds::default(),
         }
     }
 
@@ -82,7 +85,7 @@ impl DurableObject for StreamPartition {
             worker::console_error!("archiving failed: {error}");
             sockets::alarm_by(&self.state, now_ms() + 30_000).await;
         }
-        if let Some(next) = sockets::close_expired(&self.state, now_ms()) {
+        if let Some(next) = self.feeds.close_expired(&self.state, now_ms()) {
             sockets::alarm_by(&self.state, sockets::secs_to_ms(next)).await;
         }
         Response::empty()
@@ -104,12 +107,12 @@ impl DurableObject for StreamPartition {
         reason: String,
         _was_clean: bool,
     ) -> Result<()> {
-        sockets::closed_by_client(&ws, code, reason);
+        self.feeds.closed_by_client(&ws, code, reason);
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        sockets::failed(&ws);
+        self.feeds.failed(&ws);
         Ok(())
     }
 }
@@ -487,7 +490,7 @@ impl StreamPartition {
         protocol: Option<String>,
     ) -> ApiResult<Response> {
         let (_, partition) = self.identity()?;
-        if sockets::open_feeds(&self.state).len() >= self.config.max_subscribers {
+        if self.feeds.open_feeds(&self.state).len() >= self.config.max_subscribers {
             return Err(ApiError::rate_limited(
                 format!(
                     "this partition has the maximum of {} live subscribers",
@@ -523,10 +526,10 @@ impl StreamPartition {
                 head,
             };
             match feed.pump(&log, &limits) {
-                Ok(actions) => sockets::save_and_apply(&server, &feed, actions),
+                Ok(actions) => self.feeds.save_and_apply(&server, &feed, actions),
                 Err(error) => {
                     let actions = feed.close_internal();
-                    sockets::save_and_apply(&server, &feed, actions);
+                    self.feeds.save_and_apply(&server, &feed, actions);
                     return Err(ApiError::internal(error));
                 }
             }
@@ -544,7 +547,7 @@ impl StreamPartition {
 
     /// Sends appended events to every open feed; builds no frames when none is open.
     fn broadcast(&self, partition: u32, events: &[SegmentEvent]) {
-        let feeds = sockets::open_feeds(&self.state);
+        let feeds = self.feeds.open_feeds(&self.state);
         if feeds.is_empty() {
             return;
         }
@@ -557,13 +560,13 @@ impl StreamPartition {
         for (socket, mut feed) in feeds {
             let actions = feed.on_commit(&entries, now, &limits);
             if !actions.is_empty() {
-                sockets::save_and_apply(&socket, &feed, actions);
+                self.feeds.save_and_apply(&socket, &feed, actions);
             }
         }
     }
 
     fn on_client_frame(&self, socket: &WebSocket, text: Option<&str>) {
-        let Some(mut feed) = sockets::load(socket) else {
+        let Some(mut feed) = self.feeds.load(socket) else {
             return;
         };
         let limits = self.feed_limits();
@@ -580,7 +583,7 @@ impl StreamPartition {
             })
         });
         let actions = result.unwrap_or_else(|_| feed.close_internal());
-        sockets::save_and_apply(socket, &feed, actions);
+        self.feeds.save_and_apply(socket, &feed, actions);
     }
 }
 

@@ -64,6 +64,8 @@ pub struct Projector {
     /// When each partition's mirror cursor was last checked against Convex's (Unix ms).
     mirror_verified: RefCell<std::collections::BTreeMap<u32, i64>>,
     instance: String,
+    /// The sockets' feeds, their attachments read back from memory.
+    feeds: sockets::Feeds,
 }
 
 /// A stream page as the partition sends it (MessagePack).
@@ -91,6 +93,7 @@ impl DurableObject for Projector {
             woken: RefCell::new(None),
             mirror_verified: RefCell::new(std::collections::BTreeMap::new()),
             instance: uuid::Uuid::new_v4().to_string(),
+            feeds: sockets::Feeds::default(),
         }
     }
 
@@ -114,7 +117,7 @@ impl DurableObject for Projector {
         if let Some(retry_at) = mirror::run(self).await {
             again = Some(again.map_or(retry_at, |a| a.min(retry_at)));
         }
-        if let Some(next) = sockets::close_expired(&self.state, now_ms()) {
+        if let Some(next) = self.feeds.close_expired(&self.state, now_ms()) {
             let at = sockets::secs_to_ms(next);
             again = Some(again.map_or(at, |a| a.min(at)));
         }
@@ -141,12 +144,12 @@ impl DurableObject for Projector {
         reason: String,
         _was_clean: bool,
     ) -> Result<()> {
-        sockets::closed_by_client(&ws, code, reason);
+        self.feeds.closed_by_client(&ws, code, reason);
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        sockets::failed(&ws);
+        self.feeds.failed(&ws);
         Ok(())
     }
 }
@@ -632,7 +635,7 @@ impl Projector {
         after: u64,
         protocol: Option<String>,
     ) -> ApiResult<Response> {
-        if sockets::open_feeds(&self.state).len() >= self.config.max_subscribers {
+        if self.feeds.open_feeds(&self.state).len() >= self.config.max_subscribers {
             return Err(ApiError::rate_limited(
                 format!(
                     "this projection has the maximum of {} live subscribers",
@@ -656,7 +659,7 @@ impl Projector {
                 document: document.as_ref(),
             };
             let actions = feed.pump(&log, &limits).map_err(ApiError::internal)?;
-            sockets::save_and_apply(&server, &feed, actions);
+            self.feeds.save_and_apply(&server, &feed, actions);
             Ok(())
         })?;
         let mut response = Response::from_websocket(pair.client)?;
@@ -683,19 +686,19 @@ impl Projector {
             let frame = document_frame(&change.doc_id, *revision, change.body.as_ref());
             let entries = [(*revision, frame)];
             for socket in sockets {
-                let Some(mut feed) = sockets::load(&socket) else {
+                let Some(mut feed) = self.feeds.load(&socket) else {
                     continue;
                 };
                 let actions = feed.on_commit(&entries, now, &limits);
                 if !actions.is_empty() {
-                    sockets::save_and_apply(&socket, &feed, actions);
+                    self.feeds.save_and_apply(&socket, &feed, actions);
                 }
             }
         }
     }
 
     fn on_client_frame(&self, socket: &WebSocket, text: Option<&str>) {
-        let Some(mut feed) = sockets::load(socket) else {
+        let Some(mut feed) = self.feeds.load(socket) else {
             return;
         };
         let doc_id = self
@@ -718,7 +721,7 @@ impl Projector {
                 .map_err(ApiError::internal)
         });
         let actions = result.unwrap_or_else(|_| feed.close_internal());
-        sockets::save_and_apply(socket, &feed, actions);
+        self.feeds.save_and_apply(socket, &feed, actions);
     }
 }
 
