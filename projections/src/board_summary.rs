@@ -94,6 +94,10 @@ impl Projection for BoardSummary {
         VERSION
     }
 
+    fn aggregate_type(&self) -> Option<&'static str> {
+        Some(Board::TYPE)
+    }
+
     fn document_ids(&self, event: &EventEnvelope) -> Vec<String> {
         if event.aggregate_type == Board::TYPE {
             vec![event.aggregate_id.clone()]

@@ -79,6 +79,10 @@ impl Projection for FeedbackInbox {
         VERSION
     }
 
+    fn aggregate_type(&self) -> Option<&'static str> {
+        Some(Feedback::TYPE)
+    }
+
     fn document_ids(&self, event: &EventEnvelope) -> Vec<String> {
         if event.aggregate_type == Feedback::TYPE {
             vec![event.aggregate_id.clone()]

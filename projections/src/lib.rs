@@ -59,6 +59,41 @@ pub fn by_name(name: &str) -> Option<&'static dyn Projection> {
 mod tests {
     use super::*;
 
+    /// The projector reads a projection that names its aggregate type through a filter, so
+    /// the events it no longer sees must be ones it ignored anyway: no document of its
+    /// comes from another type, whatever the event.
+    #[test]
+    fn a_projection_of_one_aggregate_type_ignores_every_other_type() {
+        let filtered: Vec<_> = registry()
+            .iter()
+            .filter_map(|p| Some((p, p.aggregate_type()?)))
+            .collect();
+        assert_eq!(
+            filtered
+                .iter()
+                .map(|(p, t)| (p.name(), *t))
+                .collect::<Vec<_>>(),
+            [("board_summary", "board"), ("feedback_inbox", "feedback")]
+        );
+        for (projection, own) in filtered {
+            assert!(domain::registry::AGGREGATE_TYPES.contains(&own), "{own}");
+            for other in domain::registry::AGGREGATE_TYPES
+                .iter()
+                .filter(|t| **t != own)
+            {
+                for event_type in ["BoardCreated", "CardAdded", "FeedbackSubmitted", "Anything"] {
+                    let event =
+                        testing::stored(other, "x", 1, event_type, 1, serde_json::json!({}));
+                    assert!(
+                        projection.document_ids(&event).is_empty(),
+                        "{} folds {other}/{event_type}",
+                        projection.name()
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn projections_are_found_by_their_unique_snake_case_names() {
         let names: Vec<&str> = registry().iter().map(|p| p.name()).collect();

@@ -45,6 +45,15 @@ pub trait Projection: Sync {
     /// The version of the fold; documents of two versions are never mixed.
     fn version(&self) -> u32;
 
+    /// The one aggregate type whose events this projection folds, if it folds only one:
+    /// the projector then reads its partitions filtered to that type (`aggregate_type`, as
+    /// `GET /v1/stream` takes it), so events of other types are neither sent nor decoded.
+    /// [`Projection::document_ids`] must be empty for every event of another type.
+    /// Default `None`: every event is read.
+    fn aggregate_type(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The documents `event` touches (empty: the projection ignores it).
     fn document_ids(&self, event: &EventEnvelope) -> Vec<String>;
 

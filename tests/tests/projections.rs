@@ -653,3 +653,63 @@ async fn a_faulted_projection_stops_alone_and_resumes_after_a_fix_and_a_rebuild(
     assert_eq!(doc["body"]["version"], 21);
     worker.kill_hard();
 }
+
+/// `feedback_inbox` folds one aggregate type, so the projector reads its partitions
+/// filtered to `feedback` (`Projection::aggregate_type`). The board events it no longer
+/// receives must still move its checkpoint to the head, and a read through a board's
+/// consistency token must answer at once: the projection keeps no watermark for boards.
+#[tokio::test]
+async fn a_projection_of_one_aggregate_type_keeps_up_with_events_of_other_types() {
+    let worker = Worker::start_with(Options::new().var("STREAM_PARTITIONS", 1));
+    let c = worker.client();
+    let feedback = tests::unique_id("filtered-fb");
+    c.ok(
+        "feedback",
+        &feedback,
+        cmd(
+            "SubmitFeedback",
+            json!({"text": "only feedback", "source": "web"}),
+        ),
+    )
+    .await;
+    let board = c.board_with_cards("filtered-board", 0).await;
+    let mut last = Value::Null;
+    for n in 0..40 {
+        last = c
+            .ok(
+                "board",
+                &board,
+                cmd("AddCard", json!({"card_id": format!("c{n}"), "title": "t"})),
+            )
+            .await;
+    }
+    // Every event after the feedback is a board's: the checkpoint reaches the head only
+    // by moving past events the filtered reads left out.
+    let status = await_caught_up(&c, "feedback_inbox").await;
+    assert_eq!(status["lag"], 0, "{status}");
+    let token = last["consistency_token"].as_str().unwrap();
+    let started = Instant::now();
+    let item = c
+        .get(&format!(
+            "/v1/projections/feedback_inbox/{feedback}?consistency={token}"
+        ))
+        .await
+        .expect(200);
+    assert_eq!(item["body"]["text"], "only feedback");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a board's token waited on feedback_inbox for {:?}",
+        started.elapsed()
+    );
+    // board_summary, filtered to boards, still folds every card.
+    let summary = read_through(&c, "board_summary", "board", &board, 41)
+        .await
+        .expect(200);
+    assert_eq!(
+        summary["body"]["columns"][0]["cards"]
+            .as_array()
+            .map(Vec::len),
+        Some(40),
+        "{summary}"
+    );
+}

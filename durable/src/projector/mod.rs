@@ -42,7 +42,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::feed::{Feed, FeedLimits, FeedLog};
 use crate::names::ObjectName;
 use crate::sockets;
-use store::{Document, ProjectorStore};
+use store::{Document, ProjectorStore, ReadPage};
 
 /// The Durable Object namespace binding of projectors.
 pub const PROJECTORS: &str = "PROJECTORS";
@@ -444,6 +444,15 @@ impl Projector {
         let Some(token) = token else {
             return Ok(generation);
         };
+        let (_, projection) = self.identity()?;
+        if projection
+            .aggregate_type()
+            .is_some_and(|t| t != token.aggregate_type)
+        {
+            // Events of another type never change this projection's documents: every
+            // generation already reflects the command behind the token.
+            return Ok(generation);
+        }
         let aggregate = format!("{}/{}", token.aggregate_type, token.aggregate_id);
         let partition = self
             .config
@@ -517,12 +526,18 @@ impl Projector {
                 s.checkpoint(generation, partition)
                     .map_err(ApiError::internal)
             })?;
+            // A projection of one aggregate type reads only that type's events: the
+            // partition skips the others, and the page's cursor still moves past them.
+            let filter = stream::StreamFilter {
+                aggregate_type: projection.aggregate_type().map(str::to_owned),
+                ..Default::default()
+            };
             let call = Call {
                 caller: None,
                 op: PartitionOp::Read {
                     after,
                     limit: PAGE,
-                    filter: stream::StreamFilter::default(),
+                    filter,
                     encoding: Encoding::MessagePack,
                 },
             };
@@ -541,8 +556,11 @@ impl Projector {
                     projection,
                     generation,
                     partition,
-                    &page.events,
-                    page.head,
+                    ReadPage {
+                        events: &page.events,
+                        scanned_through: page.next_after.unwrap_or(page.head),
+                        head: page.head,
+                    },
                     self.config.projection_max_document_bytes,
                 )
                 .map_err(ApiError::internal)
@@ -556,7 +574,13 @@ impl Projector {
                     self.index_vectors(tenant, projection, &changes).await;
                 }
             }
-            if page.next_after.is_none() || page.events.is_empty() {
+            // A filtered page may hold no event and still move the checkpoint on (to
+            // `next_after`); a page that moved nothing ends the loop.
+            let moved = self.with_store(|s| {
+                s.checkpoint(generation, partition)
+                    .map_err(ApiError::internal)
+            })? > after;
+            if page.next_after.is_none() || !moved {
                 return Ok(());
             }
         }

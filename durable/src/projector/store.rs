@@ -131,6 +131,17 @@ pub struct Document {
     pub body: Value,
 }
 
+/// A page read from a partition, as [`ProjectorStore::apply_page`] takes it.
+pub struct ReadPage<'a> {
+    /// The events the read returned, in offset order.
+    pub events: &'a [EventEnvelope],
+    /// The last offset the read looked at: the page's cursor (`next_after`), or the head
+    /// when it reached it. A filtered read looks at more offsets than it returns.
+    pub scanned_through: u64,
+    /// The partition's head when it was read.
+    pub head: u64,
+}
+
 pub struct ProjectorStore {
     sql: SqlStorage,
 }
@@ -322,16 +333,23 @@ impl ProjectorStore {
     /// the checkpoint is folded, its documents written, its aggregate's watermark raised,
     /// and the checkpoint moved — all in this one synchronous step. A fold error stops the
     /// generation (`faulted`, with the event and error); what came before it stays applied.
+    /// Once every event is applied the checkpoint moves to the page's
+    /// [`ReadPage::scanned_through`], past the events a filtered read
+    /// ([`Projection::aggregate_type`]) left out.
     /// Returns the document changes with their offsets (for live sockets and the mirror).
     pub fn apply_page(
         &mut self,
         projection: &dyn Projection,
         generation: u64,
         partition: u32,
-        events: &[EventEnvelope],
-        head: u64,
+        page: ReadPage<'_>,
         max_document_bytes: usize,
     ) -> Result<Vec<(u64, DocChange, u64)>, SqlError> {
+        let ReadPage {
+            events,
+            scanned_through,
+            head,
+        } = page;
         let checkpoint = self.checkpoint(generation, partition)?;
         // The page is folded in memory first: each document touched is read from storage
         // once, folded through every event of the page, and written once at the end (with
@@ -358,6 +376,14 @@ impl ProjectorStore {
                 checkpoint,
                 max_document_bytes,
             )?,
+        };
+        // Every event of the page applied (none faulted): the checkpoint moves to the end
+        // of what the partition looked at, past events a filtered read left out.
+        let last = events.last().and_then(|e| e.position).map(|p| p.offset);
+        let applied_through = if last.is_none_or(|last| applied_through >= last) {
+            applied_through.max(scanned_through)
+        } else {
+            applied_through
         };
         let mut changes = Vec::with_capacity(folded_docs.len());
         for (doc_id, (offset, body)) in folded_docs {
