@@ -10,9 +10,10 @@
 use worker::{Env, Headers, Request, Response};
 
 /// Request headers a browser may send.
-const ALLOW_HEADERS: &str = "authorization, content-type, accept, idempotency-key";
+const ALLOW_HEADERS: &str = "authorization, content-type, accept, idempotency-key, prefer";
 /// Response headers a browser script may read.
-const EXPOSE_HEADERS: &str = "retry-after, idempotent-replayed, x-next-after, x-next-before";
+const EXPOSE_HEADERS: &str =
+    "retry-after, idempotent-replayed, preference-applied, x-next-after, x-next-before";
 const ALLOW_METHODS: &str = "GET, HEAD, POST, OPTIONS";
 /// How long a browser may cache a preflight answer (seconds).
 const MAX_AGE: &str = "600";

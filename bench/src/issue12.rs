@@ -135,6 +135,8 @@ pub struct Figures {
     pub sequential: Rate,
     pub sequential_paused: Rate,
     pub batch_paused: Rate,
+    /// The batches answered without their events (`Prefer: return=minimal`).
+    pub batch_minimal: Rate,
     pub exact: Contended,
     pub any: Contended,
     pub spread: Rate,
@@ -207,7 +209,16 @@ pub async fn edgeloop(counts: &Counts, options: Options, progress: &Progress) ->
     }
     progress.say("scale: batches");
     let batch = scale
-        .batches("batch", counts.batch_size, counts.batch_requests)
+        .batches("batch", counts.batch_size, counts.batch_requests, false)
+        .await;
+    scale.drain().await;
+    let batch_minimal = scale
+        .batches(
+            "batch-minimal",
+            counts.batch_size,
+            counts.batch_requests,
+            true,
+        )
         .await;
     scale.drain().await;
     progress.say("scale: the partition paused: sequential commands and batches");
@@ -215,7 +226,12 @@ pub async fn edgeloop(counts: &Counts, options: Options, progress: &Progress) ->
     scale.board("sequential-paused").await;
     let sequential_paused = scale.window("sequential-paused", counts.sequential).await;
     let batch_paused = scale
-        .batches("batch-paused", counts.batch_size, counts.batch_requests)
+        .batches(
+            "batch-paused",
+            counts.batch_size,
+            counts.batch_requests,
+            false,
+        )
         .await;
     let spread_paused = scale
         .spread(
@@ -290,6 +306,7 @@ pub async fn edgeloop(counts: &Counts, options: Options, progress: &Progress) ->
         sequential,
         sequential_paused,
         batch_paused,
+        batch_minimal,
         exact,
         any,
         spread,
@@ -601,14 +618,25 @@ pub fn report(
             verdict(Some(e.batch.per_second >= 100_000.0))
         },
     );
-    let _ = writeln!(
-        w,
-        "| … the same with the partition paused (the batch path alone) | {:.0} events/s ({} per request) | ↑ | {} | | {} FULL | | | | |",
-        e.batch_paused.per_second,
-        e.batch_paused.latency.cell(),
-        ratio(e.batch_paused.per_second, Some(bare.batch.per_second)),
-        ratio(e.batch_paused.per_second, full100),
-    );
+    for (label, rate) in [
+        (
+            "the same answered without the events (`Prefer: return=minimal`)",
+            &e.batch_minimal,
+        ),
+        (
+            "the same with the partition paused (the batch path alone)",
+            &e.batch_paused,
+        ),
+    ] {
+        let _ = writeln!(
+            w,
+            "| … {label} | {:.0} events/s ({} per request) | ↑ | {} | | {} FULL | | | | |",
+            rate.per_second,
+            rate.latency.cell(),
+            ratio(rate.per_second, Some(bare.batch.per_second)),
+            ratio(rate.per_second, full100),
+        );
+    }
     // Fan-out.
     for (where_, list) in [
         ("one aggregate", &e.fan_aggregate),

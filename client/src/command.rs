@@ -107,7 +107,9 @@ pub struct CommandResult {
     pub aggregate_id: String,
     /// The aggregate's version after the command: the `seq` of its last event.
     pub version: u64,
-    /// The appended events, oldest first.
+    /// The appended events, oldest first; empty when the client asked for minimal answers
+    /// ([`crate::Client::with_minimal_answers`]).
+    #[serde(default)]
     pub events: Vec<EventEnvelope>,
     /// The answer came from the idempotency record (`Idempotent-Replayed: true`): an
     /// earlier attempt with the same key had already applied the command, and nothing was
@@ -168,11 +170,17 @@ impl Client {
         let url = self.endpoint(&["v1", "aggregates", aggregate_type, id, "commands"], &[]);
         let reply = self
             .call(Some(idempotency_key), || {
-                self.http()
+                let request = self
+                    .http()
                     .post(url.clone())
                     .header("content-type", "application/json")
                     .header("idempotency-key", idempotency_key)
-                    .body(bytes.clone())
+                    .body(bytes.clone());
+                if self.minimal_answers() {
+                    request.header("prefer", "return=minimal")
+                } else {
+                    request
+                }
             })
             .await?;
         let mut result: CommandResult = reply.json()?;

@@ -29,6 +29,7 @@ pub struct Client {
     token: Option<String>,
     retry: RetryPolicy,
     request_timeout: Duration,
+    minimal_answers: bool,
 }
 
 /// Never prints the token: a client is often logged, a bearer token must not be.
@@ -67,6 +68,7 @@ impl Client {
             token: None,
             retry: RetryPolicy::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            minimal_answers: false,
         })
     }
 
@@ -101,6 +103,20 @@ impl Client {
     pub fn with_http(mut self, http: reqwest::Client) -> Client {
         self.http = http;
         self
+    }
+
+    /// The same client asking for minimal answers to commands (`Prefer: return=minimal`):
+    /// [`CommandResult::events`](crate::CommandResult::events) is then empty, and the
+    /// server neither builds nor sends the appended events' envelopes. For bulk writers
+    /// that only need the new version.
+    pub fn with_minimal_answers(mut self, minimal: bool) -> Client {
+        self.minimal_answers = minimal;
+        self
+    }
+
+    /// Whether commands ask for minimal answers ([`Client::with_minimal_answers`]).
+    pub(crate) fn minimal_answers(&self) -> bool {
+        self.minimal_answers
     }
 
     /// The token sent with every request, if any.

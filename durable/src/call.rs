@@ -90,10 +90,20 @@ pub enum PartitionOp {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AggregateOp {
-    /// Run the command in the request body (JSON, validated by the Worker).
-    Command { idempotency_key: Option<String> },
+    /// Run the command in the request body (JSON, validated by the Worker). `minimal`:
+    /// answer without `events` (`Prefer: return=minimal`).
+    Command {
+        idempotency_key: Option<String>,
+        #[serde(default)]
+        minimal: bool,
+    },
     /// Run the batch in the request body (JSON, validated by the Worker), all or none.
-    Batch { idempotency_key: Option<String> },
+    /// `minimal` as for a command.
+    Batch {
+        idempotency_key: Option<String>,
+        #[serde(default)]
+        minimal: bool,
+    },
     /// The state now, at a version, or as of a time (Unix ms).
     State {
         at_version: Option<u64>,

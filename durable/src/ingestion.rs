@@ -405,6 +405,7 @@ impl Ingestion {
                 caller: Some(caller.clone()),
                 op: AggregateOp::Command {
                     idempotency_key: Some(format!("telemetry:{number}")),
+                    minimal: true,
                 },
             }
             .send(&stub, false, text(command).map(String::into_bytes))
@@ -564,6 +565,7 @@ impl Ingestion {
             }),
             op: AggregateOp::Command {
                 idempotency_key: Some(format!("github:{delivery}")),
+                minimal: false,
             },
         }
         .send(&stub, false, Some(body.to_string().into_bytes()))

@@ -298,6 +298,7 @@ impl Reactor {
                 caller: Some(self.caller()?),
                 op: AggregateOp::Command {
                     idempotency_key: text(idempotency_key),
+                    minimal: true,
                 },
             }
             .send(&stub, false, Some(body.to_string().into_bytes()))

@@ -169,3 +169,72 @@ async fn a_batch_whose_rows_pass_sqlites_largest_string_appends_whole_and_reads_
         .expect_error(409, "version_conflict");
     assert_eq!(c.version("board", &id).await, 66);
 }
+
+/// `Prefer: return=minimal` (RFC 7240) answers a command or a batch without `events` and
+/// says so in `Preference-Applied`; the events are appended, reach live sockets and replay
+/// under their key exactly as with a full answer. Other preferences are ignored.
+#[tokio::test]
+async fn a_minimal_answer_leaves_out_the_events_and_nothing_else() {
+    let worker = Worker::start();
+    let c = worker.client();
+    let id = c.board_with_cards("minimal", 0).await;
+    let mut socket = c.subscribe("board", &id, Some(1)).await;
+    assert_eq!(socket.caught_up().await, 1);
+    let path = format!("/v1/aggregates/board/{id}/batch");
+    let request = |prefer: &str, key: &str, from: usize| {
+        c.request(reqwest::Method::POST, &path)
+            .header("prefer", prefer)
+            .header("idempotency-key", key)
+            .json(&json!({"commands": cards(from, 3)}))
+    };
+    let reply = c
+        .send(request("respond-async, RETURN=minimal; x=1", "m1", 0))
+        .await;
+    assert_eq!(
+        reply.header("preference-applied").as_deref(),
+        Some("return=minimal")
+    );
+    let answer = reply.expect(200);
+    assert_eq!(
+        answer,
+        json!({"aggregate_type": "board", "aggregate_id": id, "version": 4,
+               "consistency_token": format!("board/{id}@4")}),
+        "a minimal answer is the full one without `events`"
+    );
+    // The events were appended and pushed all the same.
+    let pushed = socket.next_events(3).await;
+    let seqs: Vec<u64> = pushed.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [2, 3, 4]);
+    for e in &pushed {
+        tests::check_envelope(e);
+    }
+    // The same key replays the same minimal answer, appending nothing.
+    let again = c.send(request("return=minimal", "m1", 0)).await;
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(again.expect(200), answer);
+    // Without the preference, or with another, the answer has its events.
+    let full = c.send(request("return=representation", "m2", 3)).await;
+    assert_eq!(full.header("preference-applied"), None);
+    let full = full.expect(200);
+    assert_eq!(full["version"], 7);
+    assert_eq!(full["events"].as_array().map(Vec::len), Some(3));
+    // A single command through the Rust client, minimal answers on.
+    let minimal = tests::sdk_client(worker.url())
+        .with_token(c.token().expect("the test client has a token"))
+        .with_minimal_answers(true);
+    let result = minimal
+        .command(
+            "board",
+            &id,
+            &client::CommandBody::new("AddCard", json!({"card_id": "solo", "title": "t"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.version, 8);
+    assert!(result.events.is_empty());
+    let state = c
+        .get(&format!("/v1/aggregates/board/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(state["version"], 8);
+}

@@ -71,6 +71,7 @@ pub async fn handle(
         AggregateRoute::Command | AggregateRoute::Batch => {
             check_params(&query, &[])?;
             let idempotency_key = idempotency_key(&req)?;
+            let minimal = prefers_minimal(&req)?;
             let bytes = super::read_body(&mut req, config.max_body_bytes).await?;
             let value = decode_body(&req, &bytes)?;
             if route == AggregateRoute::Command {
@@ -79,12 +80,18 @@ pub async fn handle(
                     .check_metadata()
                     .map_err(|e| ApiError::from(ExecuteError::Command(e)))?;
                 body = Some(serde_json::to_vec(&value).map_err(ApiError::internal)?);
-                AggregateOp::Command { idempotency_key }
+                AggregateOp::Command {
+                    idempotency_key,
+                    minimal,
+                }
             } else {
                 BatchRequest::from_json(&value)
                     .map_err(|e| ApiError::from(ExecuteError::Command(e)))?;
                 body = Some(serde_json::to_vec(&value).map_err(ApiError::internal)?);
-                AggregateOp::Batch { idempotency_key }
+                AggregateOp::Batch {
+                    idempotency_key,
+                    minimal,
+                }
             }
         }
         AggregateRoute::State => state_op(&query)?,
@@ -186,6 +193,22 @@ fn state_op(query: &Query) -> ApiResult<AggregateOp> {
         at_version,
         as_of_ms,
     })
+}
+
+/// Whether the request carries the preference `return=minimal` (`Prefer`, RFC 7240 §4.2):
+/// the answer then leaves out `events`. Preferences are comma-separated, compared without
+/// regard to case, their parameters (after `;`) ignored; any other preference is ignored,
+/// as the RFC asks.
+fn prefers_minimal(req: &Request) -> ApiResult<bool> {
+    Ok(req.headers().get("prefer")?.is_some_and(|prefer| {
+        prefer.split(',').any(|preference| {
+            let token = preference.split(';').next().unwrap_or("");
+            let mut parts = token.splitn(2, '=');
+            let name = parts.next().unwrap_or("").trim();
+            let value = parts.next().unwrap_or("").trim().trim_matches('"');
+            name.eq_ignore_ascii_case("return") && value.eq_ignore_ascii_case("minimal")
+        })
+    }))
 }
 
 fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {

@@ -69,13 +69,23 @@ pub struct AggregateObject {
     feeds: sockets::Feeds,
 }
 
+/// How [`AggregateObject::command`] runs a command or batch: its `Idempotency-Key`, the
+/// most events it may append, and whether the answer leaves out `events`.
+struct Run<'a> {
+    idempotency_key: Option<&'a str>,
+    max_events: usize,
+    minimal: bool,
+}
+
 /// The answer to a command (field order as documented).
 #[derive(Serialize)]
 struct CommandResponse<'a> {
     aggregate_type: &'a str,
     aggregate_id: &'a str,
     version: u64,
-    events: &'a [EventEnvelope],
+    /// Absent when the client asked for `Prefer: return=minimal`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<&'a [EventEnvelope]>,
     /// `"{type}/{id}@{version}"`: a projection read given it waits for this command.
     consistency_token: String,
 }
@@ -184,7 +194,10 @@ impl AggregateObject {
                 .ok_or_else(|| ApiError::internal("a client operation without a caller"))
         };
         match call.op {
-            AggregateOp::Command { idempotency_key } => {
+            AggregateOp::Command {
+                idempotency_key,
+                minimal,
+            } => {
                 let caller = &caller()?;
                 let body = req.bytes().await?;
                 let request: CommandRequest = serde_json::from_slice(&body).map_err(|e| {
@@ -196,12 +209,18 @@ impl AggregateObject {
                     id,
                     caller,
                     ids,
-                    idempotency_key.as_deref(),
-                    max_events,
+                    Run {
+                        idempotency_key: idempotency_key.as_deref(),
+                        max_events,
+                        minimal,
+                    },
                     |store, loaded, inputs, every| loaded.execute(store, request, inputs, every),
                 )
             }
-            AggregateOp::Batch { idempotency_key } => {
+            AggregateOp::Batch {
+                idempotency_key,
+                minimal,
+            } => {
                 let caller = &caller()?;
                 let body = req.bytes().await?;
                 let batch: BatchRequest = serde_json::from_slice(&body)
@@ -212,8 +231,11 @@ impl AggregateObject {
                     id,
                     caller,
                     ids,
-                    idempotency_key.as_deref(),
-                    max_events,
+                    Run {
+                        idempotency_key: idempotency_key.as_deref(),
+                        max_events,
+                        minimal,
+                    },
                     |store, loaded, inputs, every| {
                         loaded.execute_batch(store, batch, inputs, every)
                     },
@@ -279,8 +301,7 @@ impl AggregateObject {
         id: &Identity,
         caller: &Caller,
         ids: [Option<String>; 3],
-        idempotency_key: Option<&str>,
-        max_events: usize,
+        options: Run<'_>,
         execute: impl FnOnce(
             &mut SqliteStore,
             &mut Loaded,
@@ -291,6 +312,11 @@ impl AggregateObject {
             domain::command_service::ExecuteError,
         >,
     ) -> ApiResult<Response> {
+        let Run {
+            idempotency_key,
+            max_events,
+            minimal,
+        } = options;
         let [command_id, correlation_id, causation_id] = ids;
         let metadata = Metadata {
             command_id: Some(command_id.unwrap_or_else(new_event_id)),
@@ -310,17 +336,26 @@ impl AggregateObject {
         let outcome = self.with_aggregate(id, |store, loaded| {
             Ok(execute(store, loaded, inputs, snapshot_every)?)
         })?;
-        let envelopes: Vec<EventEnvelope> = outcome.events.iter().map(|e| id.envelope(e)).collect();
-        if !outcome.replayed && !envelopes.is_empty() {
+        // Envelopes are built only for someone: the answer (unless minimal) or a socket.
+        let answered: Option<Vec<EventEnvelope>> =
+            (!minimal).then(|| outcome.events.iter().map(|e| id.envelope(e)).collect());
+        if !outcome.replayed && !outcome.events.is_empty() {
             self.arm_forwarding();
-            self.broadcast(&envelopes);
+            self.broadcast(|| match &answered {
+                Some(envelopes) => envelopes.iter().map(|e| (e.seq, event_frame(e))).collect(),
+                None => outcome
+                    .events
+                    .iter()
+                    .map(|e| (e.seq, event_frame(&id.envelope(e))))
+                    .collect(),
+            });
         }
         let mut response = json_response(
             &CommandResponse {
                 aggregate_type: &id.aggregate_type,
                 aggregate_id: &id.aggregate_id,
                 version: outcome.version,
-                events: &envelopes,
+                events: answered.as_deref(),
                 consistency_token: ConsistencyToken {
                     aggregate_type: id.aggregate_type.clone(),
                     aggregate_id: id.aggregate_id.clone(),
@@ -332,6 +367,11 @@ impl AggregateObject {
         );
         if outcome.replayed {
             let _ = response.headers_mut().set("idempotent-replayed", "true");
+        }
+        if minimal {
+            let _ = response
+                .headers_mut()
+                .set("preference-applied", "return=minimal");
         }
         Ok(response)
     }
@@ -572,15 +612,14 @@ impl AggregateObject {
 
     /// Sends committed events to every open feed. Each frame is serialized once,
     /// whatever the number of sockets, and not at all when no socket is open.
-    fn broadcast(&self, events: &[EventEnvelope]) {
-        if events.is_empty() {
-            return;
-        }
+    /// Sends the new events' frames (`(seq, frame)`, built only if a socket is open) to
+    /// every open feed.
+    fn broadcast(&self, frames: impl FnOnce() -> Vec<(u64, String)>) {
         let feeds = self.feeds.open_feeds(&self.state);
         if feeds.is_empty() {
             return;
         }
-        let entries: Vec<(u64, String)> = events.iter().map(|e| (e.seq, event_frame(e))).collect();
+        let entries = frames();
         let now = now_ms();
         let limits = self.feed_limits();
         for (socket, mut feed) in feeds {
