@@ -99,6 +99,46 @@ pub fn skip_value(rd: &mut &[u8]) -> Result<(), CodecError> {
     Ok(())
 }
 
+/// The string value of the top-level field `name` of a MessagePack map (as [`encode`]
+/// writes structs: fields by name), read by the markers without decoding the other
+/// values. `Ok(None)` when the map has no such field or its value is not a string.
+/// Errors: `bytes` is not a map, or is truncated before the field.
+pub fn map_str_field<'a>(bytes: &'a [u8], name: &str) -> Result<Option<&'a str>, CodecError> {
+    let codec = |e: &dyn std::fmt::Display| CodecError::new(e.to_string());
+    let mut rd = bytes;
+    let fields = rmp::decode::read_map_len(&mut rd).map_err(|e| codec(&e))?;
+    for _ in 0..fields {
+        let key = read_str(&mut rd)?;
+        if key == Some(name) {
+            return read_str(&mut rd);
+        }
+        if key.is_none() {
+            skip_value(&mut rd)?; // a key that is not a string (never written by `encode`)
+        }
+        skip_value(&mut rd)?;
+    }
+    Ok(None)
+}
+
+/// A string at the front of `rd`, borrowed, and `rd` moved past it; `None` (and `rd`
+/// unmoved) if the next value is not a string.
+fn read_str<'a>(rd: &mut &'a [u8]) -> Result<Option<&'a str>, CodecError> {
+    use rmp::Marker;
+    let mut peek = *rd;
+    let len =
+        match rmp::decode::read_marker(&mut peek).map_err(|e| CodecError::new(e.0.to_string()))? {
+            Marker::FixStr(len) => u64::from(len),
+            Marker::Str8 => u64::from(take(&mut peek, 1)?[0]),
+            Marker::Str16 => be(take(&mut peek, 2)?),
+            Marker::Str32 => be(take(&mut peek, 4)?),
+            _ => return Ok(None),
+        };
+    let text = std::str::from_utf8(take(&mut peek, len)?)
+        .map_err(|e| CodecError::new(format!("a string that is not UTF-8: {e}")))?;
+    *rd = peek;
+    Ok(Some(text))
+}
+
 /// A big-endian unsigned integer of 2 or 4 bytes (MessagePack's lengths).
 fn be(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0, |n, &b| (n << 8) | u64::from(b))
@@ -109,6 +149,42 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+
+    #[test]
+    fn a_string_field_is_read_without_decoding_the_others() {
+        let long = "x".repeat(70_000); // a Str32 to step over
+        let bytes = encode(&json!({
+            "data": {"nested": [1, 2, {"aggregate_type": "inner"}]},
+            "long": long,
+            "n": 7,
+            "aggregate_type": "board",
+            "after": "ignored"
+        }));
+        assert_eq!(map_str_field(&bytes, "aggregate_type"), Ok(Some("board")));
+        assert_eq!(map_str_field(&bytes, "long"), Ok(Some(long.as_str())));
+        assert_eq!(map_str_field(&bytes, "n"), Ok(None), "not a string");
+        assert_eq!(map_str_field(&bytes, "missing"), Ok(None));
+        assert!(
+            map_str_field(&encode(&json!(["a"])), "a").is_err(),
+            "not a map"
+        );
+        assert!(
+            map_str_field(&bytes[..20], "aggregate_type").is_err(),
+            "truncated"
+        );
+        let envelope: crate::EventEnvelope = serde_json::from_value(json!({
+            "aggregate_type": "board", "aggregate_id": "b1", "seq": 1, "event_id": "e1",
+            "type": "CardAdded", "schema_version": 1, "data": {"card_id": "c1"},
+            "recorded_at": "2026-01-01T00:00:00.000Z", "command_id": null,
+            "correlation_id": null, "causation_id": null, "actor": "a"
+        }))
+        .unwrap();
+        let envelope = encode(&envelope);
+        assert_eq!(
+            map_str_field(&envelope, "aggregate_type"),
+            Ok(Some("board"))
+        );
+    }
 
     #[test]
     fn values_round_trip_with_field_names() {

@@ -498,6 +498,13 @@ async fn archived_history_reads_the_same_and_time_travel_still_works() {
         // A page ends where its segment ends: 4 segments of 10, then 17 hot events.
         let expected = 4 * 10usize.div_ceil(limit) + 17usize.div_ceil(limit);
         assert_eq!(pages, expected, "pages of {limit}");
+        // Filtered by aggregate type (what a projector of one type reads): spliced from
+        // the segments too, with the same events and cursors as the decoded JSON pages,
+        // whether every event matches or none does.
+        let (_, events) = pages_alike_with_filter(&c, limit, "&aggregate_type=board").await;
+        assert_eq!(events, 57, "board pages of {limit}");
+        let (_, events) = pages_alike_with_filter(&c, limit, "&aggregate_type=feedback").await;
+        assert_eq!(events, 0, "feedback pages of {limit}");
     }
     // Time travel on the aggregate is untouched by the stream's archive.
     let state = c.state("board", &id, "?at_version=5").await.expect(200);
@@ -585,9 +592,15 @@ async fn cached_reads_equal_uncached_ones() {
 /// Pages through partition 0 with `limit`, reading each page as JSON and as MessagePack,
 /// and checks they are the same page; returns how many pages and events there were.
 async fn pages_alike_in_json_and_msgpack(c: &Client, limit: usize) -> (usize, usize) {
+    pages_alike_with_filter(c, limit, "").await
+}
+
+/// As [`pages_alike_in_json_and_msgpack`], with a filter's query parameters appended
+/// (`"&aggregate_type=board"`).
+async fn pages_alike_with_filter(c: &Client, limit: usize, filter: &str) -> (usize, usize) {
     let (mut after, mut pages, mut events) = (0, 0, 0);
     loop {
-        let path = format!("/v1/stream?partition=0&after={after}&limit={limit}");
+        let path = format!("/v1/stream?partition=0&after={after}&limit={limit}{filter}");
         let json = c.get(&path).await.expect(200);
         let packed = c.get_as(&path, "application/msgpack").await;
         assert_eq!(packed.status, 200);

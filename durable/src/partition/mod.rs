@@ -249,25 +249,41 @@ impl StreamPartition {
             Some((first, last)) => {
                 let (bytes, outcome) = self.segment_bytes(tenant, partition, first, last).await?;
                 cache_outcome = outcome;
-                if encoding == Encoding::MessagePack && *filter == StreamFilter::default() {
-                    // An unfiltered MessagePack page of a segment that carries envelopes:
-                    // those bytes spliced, no event decoded.
+                // At most an aggregate type: what projectors of one type ask for.
+                let by_type_only = *filter
+                    == StreamFilter {
+                        aggregate_type: filter.aggregate_type.clone(),
+                        ..StreamFilter::default()
+                    };
+                if encoding == Encoding::MessagePack && by_type_only {
+                    // A MessagePack page of a segment that carries envelopes: those bytes
+                    // spliced, no event decoded (a type filter reads only each envelope's
+                    // `aggregate_type`). The cursor follows the decoding path below.
                     if let Some(view) = stream::segment::SegmentEnvelopes::decode(&bytes)
                         .map_err(ApiError::internal)?
                     {
                         let mut envelopes = Vec::new();
                         let mut count = 0;
                         let mut next_after = last;
+                        let mut last_taken = after;
                         for (offset, envelope) in view.after(after) {
                             // Whole envelopes count against the budget here (a little more
                             // than the payloads a hot page counts), so such a page may end a
                             // few events earlier; the cursor says where.
                             if count >= limit || envelopes.len() >= READ_BUDGET_BYTES {
-                                next_after = offset - 1;
+                                next_after = last_taken;
                                 break;
+                            }
+                            if let Some(wanted) = filter.aggregate_type.as_deref()
+                                && domain::codec::map_str_field(envelope, "aggregate_type")
+                                    .map_err(ApiError::internal)?
+                                    != Some(wanted)
+                            {
+                                continue;
                             }
                             envelopes.extend_from_slice(envelope);
                             count += 1;
+                            last_taken = offset;
                         }
                         let mut response = crate::encoding::packed_page_response(
                             &envelopes,
