@@ -365,6 +365,44 @@ async fn an_idle_socket_is_closed_soon_after_its_token_expires() {
     assert_eq!(lasting.next_event().await, reply["events"][0]);
 }
 
+/// A read model's document socket likewise: nothing is written after it opens, so only
+/// the projector's own alarm at the token's expiry can close it.
+#[tokio::test]
+async fn an_idle_document_socket_is_closed_soon_after_its_token_expires() {
+    let worker = shared();
+    let c = worker.client();
+    let id = unique_id("doc-ws-idle-expiry");
+    c.ok("board", &id, cmd("CreateBoard", json!({"title": "t"})))
+        .await;
+    c.get(&format!(
+        "/v1/projections/board_summary/{id}?consistency=board/{id}@1"
+    ))
+    .await
+    .expect(200);
+    let (short, expires) = token_enforced_for(worker, "read", 5);
+    let mut socket = Client::new(worker.url())
+        .with_token(Some(short))
+        .socket(&format!("/v1/projections/board_summary/{id}/ws"))
+        .await;
+    assert_eq!(socket.next_frame().await["kind"], "document");
+    assert_eq!(socket.next_frame().await["kind"], "caught_up");
+    let frame = match socket.try_frame_within(Duration::from_secs(30)).await {
+        Ok(Some(frame)) => frame,
+        Ok(None) => panic!(
+            "the idle document socket was still open {:.1} s after its token's enforced expiry",
+            now_secs() - expires as f64
+        ),
+        Err(closed) => panic!("the socket closed without the token_expired frame: {closed}"),
+    };
+    let late = now_secs() - expires as f64;
+    assert_eq!(frame["code"], "token_expired", "{frame}");
+    assert_eq!(socket.expect_close().await, Some(4001));
+    assert!(
+        (-1.0..10.0).contains(&late),
+        "closed {late:.1} s from the token's enforced expiry"
+    );
+}
+
 /// A subscriber still catching up (paced by its acks) whose token has expired gets no
 /// more of the log: its next ack is answered with `token_expired` and 4001.
 #[tokio::test]

@@ -686,6 +686,8 @@ impl Projector {
             self.feeds.save_and_apply(&server, &feed, actions);
             Ok(())
         })?;
+        // Wake at the token's expiry even if no partition wakes this projector by then.
+        sockets::alarm_by(&self.state, sockets::secs_to_ms(expires_at)).await;
         let mut response = Response::from_websocket(pair.client)?;
         if let Some(protocol) = protocol {
             response
