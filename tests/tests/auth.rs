@@ -325,33 +325,8 @@ async fn an_idle_socket_is_closed_soon_after_its_token_expires() {
     assert_eq!(lasting.caught_up().await, 1);
 
     // Nothing is written from here on.
-    let frame = match socket.try_frame_within(Duration::from_secs(30)).await {
-        Ok(Some(frame)) => frame,
-        Ok(None) => panic!(
-            "the idle socket was still open {:.1} s after its token's enforced expiry",
-            now_secs() - expires as f64
-        ),
-        Err(closed) => panic!("the socket closed without the token_expired frame: {closed}"),
-    };
-    let closed_at = now_secs();
-    assert_eq!(
-        (frame["kind"].as_str(), frame["code"].as_str()),
-        (Some("error"), Some("token_expired")),
-        "{frame}"
-    );
+    let frame = closed_soon_after_expiry(&mut socket, expires).await;
     assert_eq!(frame["resume_after"], 1);
-    assert_eq!(socket.expect_close().await, Some(4001));
-    // Not before the enforced expiry (`exp` + leeway; whole seconds), and soon after it.
-    let late = closed_at - expires as f64;
-    assert!(
-        late > -1.0,
-        "closed {:.1} s before the token's enforced expiry",
-        -late
-    );
-    assert!(
-        late < 10.0,
-        "closed {late:.1} s after the token's enforced expiry"
-    );
 
     // The other subscriber is still there and still live.
     lasting.expect_silence(Duration::from_millis(300)).await;
@@ -386,21 +361,33 @@ async fn an_idle_document_socket_is_closed_soon_after_its_token_expires() {
         .await;
     assert_eq!(socket.next_frame().await["kind"], "document");
     assert_eq!(socket.next_frame().await["kind"], "caught_up");
+    closed_soon_after_expiry(&mut socket, expires).await;
+}
+
+/// Waits (nothing else arriving) for an idle socket's `token_expired` frame and its 4001
+/// close, not before the enforced expiry `expires` (Unix seconds, `exp` + leeway) and at
+/// most 10 s after it; returns the frame.
+async fn closed_soon_after_expiry(socket: &mut tests::Socket, expires: u64) -> serde_json::Value {
     let frame = match socket.try_frame_within(Duration::from_secs(30)).await {
         Ok(Some(frame)) => frame,
         Ok(None) => panic!(
-            "the idle document socket was still open {:.1} s after its token's enforced expiry",
+            "the idle socket was still open {:.1} s after its token's enforced expiry",
             now_secs() - expires as f64
         ),
         Err(closed) => panic!("the socket closed without the token_expired frame: {closed}"),
     };
     let late = now_secs() - expires as f64;
-    assert_eq!(frame["code"], "token_expired", "{frame}");
+    assert_eq!(
+        (frame["kind"].as_str(), frame["code"].as_str()),
+        (Some("error"), Some("token_expired")),
+        "{frame}"
+    );
     assert_eq!(socket.expect_close().await, Some(4001));
     assert!(
         (-1.0..10.0).contains(&late),
         "closed {late:.1} s from the token's enforced expiry"
     );
+    frame
 }
 
 /// A subscriber still catching up (paced by its acks) whose token has expired gets no
