@@ -55,6 +55,27 @@ async fn await_caught_up(c: &Client, name: &str) -> Value {
     }
 }
 
+/// Waits (up to 30 s) until the projection's serving generation is faulted, and returns
+/// its status.
+async fn await_faulted(c: &Client, name: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = c.get("/v1/projections").await.expect(200);
+        let mine = all["projections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap();
+        if mine["status"] == "faulted" {
+            return mine;
+        }
+        assert!(Instant::now() < deadline, "{name} never faulted: {mine}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `GET /v1/projections/{projection}/{doc_id}?consistency={aggregate_type}/{doc_id}@{version}`:
 /// the document once the projection has folded that aggregate through `version` (a command's
 /// consistency token, rebuilt from a version read off the aggregate).
@@ -605,22 +626,7 @@ async fn a_faulted_projection_stops_alone_and_resumes_after_a_fix_and_a_rebuild(
             ),
         )
         .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        let all = c.get("/v1/projections").await.expect(200);
-        let board = all["projections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "board_summary")
-            .cloned()
-            .unwrap();
-        if board["status"] == "faulted" {
-            break board;
-        }
-        assert!(Instant::now() < deadline, "never faulted: {board}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = await_faulted(&c, "board_summary").await;
     assert_eq!(status["fault"]["event"]["type"], "CardAdded", "{status}");
     assert!(
         status["fault"]["error"]
@@ -711,5 +717,141 @@ async fn a_projection_of_one_aggregate_type_keeps_up_with_events_of_other_types(
             .map(Vec::len),
         Some(40),
         "{summary}"
+    );
+}
+
+/// A rebuild of `feedback_inbox` after more than a scan window (`SCAN_WINDOW`, 10,000
+/// offsets) of board events: the partition answers the first filtered page with no event
+/// at all, only a cursor past what it looked at. The checkpoint must move to that cursor,
+/// or the rebuild never reaches the feedback behind the boards and never switches.
+#[tokio::test]
+async fn a_filtered_rebuild_moves_past_a_scan_window_holding_no_event_of_its_type() {
+    let worker = Worker::start_with(Options::new().var("STREAM_PARTITIONS", 1));
+    let c = worker.client();
+    for board in 0..11 {
+        let id = tests::unique_id(&format!("window-{board}"));
+        let mut commands = vec![json!({"type": "CreateBoard", "data": {"title": "Window"}})];
+        commands.extend((0..999).map(
+            |i| json!({"type": "AddCard", "data": {"card_id": format!("c{i}"), "title": "t"}}),
+        ));
+        c.send(
+            c.request(
+                reqwest::Method::POST,
+                &format!("/v1/aggregates/board/{id}/batch"),
+            )
+            .header("prefer", "return=minimal")
+            .json(&json!({"commands": commands, "expected_version": "none"})),
+        )
+        .await
+        .expect(200);
+    }
+    let feedback = tests::unique_id("behind-window");
+    let submitted = c
+        .ok(
+            "feedback",
+            &feedback,
+            cmd(
+                "SubmitFeedback",
+                json!({"text": "behind 11,000 board events", "source": "web"}),
+            ),
+        )
+        .await;
+    let token = submitted["consistency_token"].as_str().unwrap();
+    let live = c
+        .get(&format!(
+            "/v1/projections/feedback_inbox/{feedback}?consistency={token}"
+        ))
+        .await
+        .expect(200);
+    assert_eq!(live["body"]["text"], "behind 11,000 board events");
+    let before = await_caught_up(&c, "feedback_inbox").await;
+    let head = before["heads"]["0"].as_u64().unwrap();
+    assert!(head > 11_000, "{before}");
+
+    // The rebuild reads from offset 0: offsets 1–10,000 are all boards.
+    c.post_raw("/v1/projections/feedback_inbox/rebuild", None, "")
+        .await
+        .expect(202);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        let status = await_caught_up(&c, "feedback_inbox").await;
+        let serving = status["generations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["state"] == "active")
+            .cloned()
+            .unwrap();
+        if serving["generation"] != before["generations"][0]["generation"] {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rebuild never switched: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(after["lag"], 0, "{after}");
+    assert_eq!(after["checkpoints"]["0"], head, "{after}");
+    let rebuilt = c
+        .get(&format!("/v1/projections/feedback_inbox/{feedback}"))
+        .await
+        .expect(200);
+    assert_eq!(rebuilt["body"], live["body"]);
+}
+
+/// A fold that fails in the middle of a filtered page (board events interleaved with
+/// feedback events the filter leaves out, one long page by a slow wake) stops the
+/// checkpoint before the failing event: the rule "move to the end of what the partition
+/// looked at" holds only for a page applied whole.
+#[tokio::test]
+async fn a_fault_in_the_middle_of_a_filtered_page_keeps_the_checkpoint_before_it() {
+    let worker = Worker::start_with(
+        Options::new()
+            .var("STREAM_PARTITIONS", 1)
+            .var("PROJECTION_MAX_DOCUMENT_BYTES", 2_000)
+            .var("PROJECTION_WAKE_INTERVAL_MS", 3_000),
+    );
+    let c = worker.client();
+    let id = c.board_with_cards("midpage", 0).await;
+    for n in 0..20 {
+        c.ok(
+            "board",
+            &id,
+            cmd(
+                "AddCard",
+                json!({"card_id": format!("m{n}"), "title": "x".repeat(150)}),
+            ),
+        )
+        .await;
+        c.ok(
+            "feedback",
+            &tests::unique_id("midpage-fb"),
+            cmd(
+                "SubmitFeedback",
+                json!({"text": "between", "source": "web"}),
+            ),
+        )
+        .await;
+    }
+    let status = await_faulted(&c, "board_summary").await;
+    let fault = &status["fault"]["event"];
+    assert_eq!(fault["type"], "CardAdded", "{status}");
+    let fault_offset = fault["position"]["offset"].as_u64().unwrap();
+    let checkpoint = status["checkpoints"]["0"].as_u64().unwrap();
+    let head = status["heads"]["0"].as_u64().unwrap();
+    assert!(
+        checkpoint < fault_offset && fault_offset < head,
+        "checkpoint {checkpoint}, fault at {fault_offset}, head {head}: {status}"
+    );
+    // Everything before the failing event stays applied, nothing after it.
+    let doc = c
+        .get(&format!("/v1/projections/board_summary/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        doc["body"]["version"],
+        fault["seq"].as_u64().unwrap() - 1,
+        "{doc}"
     );
 }
