@@ -226,6 +226,12 @@ impl Projection for Knowledge {
         true
     }
 
+    /// Agents read the knowledge base through the Worker's search (full text, and hybrid
+    /// with Vectorize); Convex clients have no use for it, and Convex has no table for it.
+    fn mirrored(&self) -> bool {
+        false
+    }
+
     fn search_text(&self, body: &Value) -> Option<SearchText> {
         search_text(body)
     }

@@ -94,6 +94,33 @@ mod tests {
         }
     }
 
+    /// The Convex mirror sends a projection's documents only if Convex has a home for
+    /// them: the mirrored projections are exactly the keys of `projections` in
+    /// `convex/mirror.ts` (Convex refuses the others as `unknown_projection`).
+    #[test]
+    fn the_mirrored_projections_are_the_ones_convex_holds() {
+        let source =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../convex/mirror.ts"))
+                .unwrap();
+        let block = source
+            .split_once("\nconst projections = {\n")
+            .and_then(|(_, rest)| rest.split_once("\n} as const;"))
+            .map(|(block, _)| block)
+            .expect("`const projections = { … } as const;` in convex/mirror.ts");
+        let in_convex: Vec<&str> = block
+            .lines()
+            .filter_map(|line| line.strip_prefix("  ")?.strip_suffix(": {"))
+            .filter(|name| !name.starts_with(' '))
+            .collect();
+        let mirrored: Vec<&str> = registry()
+            .iter()
+            .filter(|p| p.mirrored())
+            .map(|p| p.name())
+            .collect();
+        assert_eq!(mirrored, in_convex);
+        assert_eq!(mirrored, ["board_summary", "feedback_inbox"]);
+    }
+
     #[test]
     fn projections_are_found_by_their_unique_snake_case_names() {
         let names: Vec<&str> = registry().iter().map(|p| p.name()).collect();

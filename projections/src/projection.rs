@@ -104,6 +104,14 @@ pub trait Projection: Sync {
         None
     }
 
+    /// Whether the Convex mirror copies this projection's documents into Convex (when
+    /// `CONVEX_URL` is set). Convex needs a home for them, a table and an entry in the
+    /// `projections` of `convex/mirror.ts`, or it refuses every batch
+    /// (`unknown_projection`). Default: yes.
+    fn mirrored(&self) -> bool {
+        true
+    }
+
     /// `name@version`, e.g. `board_summary@1`.
     fn versioned_name(&self) -> String {
         format!("{}@{}", self.name(), self.version())

@@ -42,9 +42,13 @@ const MAX_ROUNDS: usize = 20;
 /// new event would make it refuse a batch.
 const VERIFY_EVERY_MS: i64 = 5_000;
 
+/// A stream page as the partition answers it in MessagePack: the events, the cursor to
+/// continue after (absent at the head) and the head.
 #[derive(Deserialize)]
 struct Page {
     events: Vec<EventEnvelope>,
+    next_after: Option<u64>,
+    head: u64,
 }
 
 /// What Convex's HTTP API answers (HTTP 200 either way).
@@ -62,8 +66,13 @@ enum Answer {
     },
 }
 
-/// The mirror's configuration, when both the URL and the key are set.
+/// The mirror's configuration, when both the URL and the key are set and the projection
+/// is one Convex holds (`Projection::mirrored`).
 fn target(projector: &Projector) -> Option<(String, String)> {
+    let (_, projection) = projector.identity().ok()?;
+    if !projection.mirrored() {
+        return None;
+    }
     let url = projector.config().convex_url.clone()?;
     let env = projector.env();
     let key = env
@@ -183,13 +192,17 @@ async fn mirror_partition(
                 _ => return Ok(None),
             }
         }
-        // The events Convex has not seen, up to what the projector has applied.
+        // The events Convex has not seen, up to what the projector has applied; for a
+        // projection of one aggregate type, only that type's (as the projector reads them).
         let call = Call {
             caller: None,
             op: PartitionOp::Read {
                 after: cursor,
                 limit: MAX_DOCUMENTS,
-                filter: stream::StreamFilter::default(),
+                filter: stream::StreamFilter {
+                    aggregate_type: projection.aggregate_type().map(str::to_owned),
+                    ..Default::default()
+                },
                 encoding: Encoding::MessagePack,
             },
         };
@@ -204,15 +217,26 @@ async fn mirror_partition(
             .map_err(|e| ApiError::internal(format!("a stream page: {e}")))?;
         let mut touched: BTreeMap<String, u64> = BTreeMap::new();
         let mut through = cursor;
+        let mut whole = true;
         for event in &page.events {
             let offset = event.position.map_or(0, |p| p.offset);
-            if offset > checkpoint || touched.len() >= MAX_DOCUMENTS {
+            if offset > checkpoint {
+                break;
+            }
+            if touched.len() >= MAX_DOCUMENTS {
+                whole = false;
                 break;
             }
             for doc_id in projection.document_ids(event) {
                 touched.insert(doc_id, offset);
             }
             through = offset;
+        }
+        if whole {
+            // Every event of the page up to the checkpoint is in the batch, so it also
+            // covers what the partition looked at and left out (a filtered read), up to
+            // what the projector has applied.
+            through = through.max(page.next_after.unwrap_or(page.head).min(checkpoint));
         }
         if through == cursor {
             return Ok(None); // nothing readable yet
