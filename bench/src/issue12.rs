@@ -33,6 +33,8 @@ pub struct Counts {
     pub fan_commands: usize,
     pub growth: Vec<u64>,
     pub window: usize,
+    /// Rounds of the paired short-log / long-log comparison ([`scale::Paired`]).
+    pub paired_rounds: usize,
     pub cold_events: u64,
     pub cold_rounds: usize,
     pub segment_events: usize,
@@ -55,6 +57,7 @@ impl Counts {
                 fan_commands: 10,
                 growth: vec![200, 1000],
                 window: 50,
+                paired_rounds: 2,
                 cold_events: 1000,
                 cold_rounds: 1,
                 segment_events: 500,
@@ -74,6 +77,7 @@ impl Counts {
                 fan_commands: 100,
                 growth: vec![1000, 10_000, 100_000],
                 window: 500,
+                paired_rounds: 4,
                 cold_events: 100_000,
                 cold_rounds: 3,
                 segment_events: 10_000,
@@ -144,6 +148,7 @@ pub struct Figures {
     pub fan_partition: Vec<Fanout>,
     pub batch: Rate,
     pub growth: Vec<Window>,
+    pub paired: scale::Paired,
     pub spread_paused: Rate,
     pub cold_rounds: [Vec<Duration>; 3],
     pub cold_small: Stats,
@@ -245,10 +250,22 @@ pub async fn edgeloop(counts: &Counts, options: Options, progress: &Progress) ->
     scale.drain().await;
     progress.say("scale: the rate as one log grows");
     let growth = scale.growth("grow", &counts.growth, counts.window).await;
+    let grown = counts.growth.last().copied().unwrap_or(0) + 2 * counts.window as u64;
+    progress.say("scale: a short log and the long one, window by window");
+    let paired = scale
+        .paired(
+            "paired",
+            counts.growth.first().copied().unwrap_or(0),
+            "grow",
+            grown,
+            counts.paired_rounds,
+            counts.window,
+        )
+        .await;
     scale.board("cold-small").await;
     scale.drain().await;
     let committed = scale.committed();
-    let grow_version = 2 + counts.growth.last().copied().unwrap_or(0) + 2 * counts.window as u64;
+    let grow_version = 2 + paired.long_version;
 
     progress.say("scale: restart with SNAPSHOT_EVERY=0; a log without snapshots");
     worker.set_var("SNAPSHOT_EVERY", 0);
@@ -314,6 +331,7 @@ pub async fn edgeloop(counts: &Counts, options: Options, progress: &Progress) ->
         fan_partition,
         batch,
         growth,
+        paired,
         spread_paused,
         cold_small: Stats::of(small.clone()),
         cold_snapshots: Stats::of(snap.clone()),
@@ -592,6 +610,35 @@ pub fn report(
             change_paused,
             judged_growth(change_paused),
         );
+        // The same question asked without the drift between windows minutes apart.
+        let paired = &e.paired;
+        let judged_paired = |change: f64| {
+            if paired.long_events < 100_000 {
+                "not judged (log below 100,000)"
+            } else {
+                verdict(Some((0.9..=1.1).contains(&change)))
+            }
+        };
+        for paused in [false, true] {
+            let (lo, hi) = paired.ratio_range(paused);
+            let rounds = if paused { &paired.paused } else { &paired.full };
+            let _ = writeln!(
+                w,
+                "| {} | {:.0}/s on the log of {} events, {:.0}/s on logs of {}: long ÷ short {:.2} (rounds {lo:.2}–{hi:.2}) | | | | | | | flat within 10% | {} |",
+                if paused {
+                    "… paired, with the partition paused"
+                } else {
+                    "the same, paired: in each of {n} rounds a fresh log of the short length and the long log, a window each, back to back"
+                }
+                .replace("{n}", &rounds.len().to_string()),
+                scale::pooled(rounds.iter().map(|(_, l)| l.per_second)),
+                paired.long_events,
+                scale::pooled(rounds.iter().map(|(s, _)| s.per_second)),
+                paired.short_events,
+                paired.ratio(paused),
+                judged_paired(paired.ratio(paused)),
+            );
+        }
     }
     // Batch.
     let full100 = p("sqlite/batch100_full/per_second");
@@ -781,6 +828,29 @@ pub fn report(
             g.paused.per_second,
             g.paused.latency.cell()
         );
+    }
+    let _ = writeln!(
+        w,
+        "\nThe paired windows (a fresh log of {} events, then the long log of {} and up; the order alternates by round):\n",
+        e.paired.short_events, e.paired.long_events
+    );
+    let _ = writeln!(
+        w,
+        "| round | short log: commands/s | median / p99 | long log: commands/s | median / p99 | long ÷ short |\n|---|---|---|---|---|---|"
+    );
+    for (label, rounds) in [("", &e.paired.full), (" (paused)", &e.paired.paused)] {
+        for (i, (short, long)) in rounds.iter().enumerate() {
+            let _ = writeln!(
+                w,
+                "| {}{label} | {:.0} | {} | {:.0} | {} | {:.2} |",
+                i + 1,
+                short.per_second,
+                short.latency.cell(),
+                long.per_second,
+                long.latency.cell(),
+                long.per_second / short.per_second
+            );
+        }
     }
     let rounds = |samples: &[Duration]| {
         samples

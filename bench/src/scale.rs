@@ -67,6 +67,49 @@ pub struct Window {
     pub paused: Rate,
 }
 
+/// The paired comparison of a short log with a long one: in each round, a fresh
+/// aggregate filled to the short length, then a window on it and one on the long log,
+/// back to back (the order alternating by round), so that the machine's drift over the
+/// minutes a growth curve takes falls on both sides alike.
+pub struct Paired {
+    /// The short logs' length when their windows started.
+    pub short_events: u64,
+    /// The long log's length when the first round started.
+    pub long_events: u64,
+    /// Per round, everything running: (short, long).
+    pub full: Vec<(Rate, Rate)>,
+    /// Per round, with the partition paused: (short, long).
+    pub paused: Vec<(Rate, Rate)>,
+    /// The long aggregate's version after the last round.
+    pub long_version: u64,
+}
+
+/// The commands/s of a set of equal windows taken together: windows ÷ the sum of their
+/// times, i.e. the harmonic mean of their rates.
+pub fn pooled(rates: impl Iterator<Item = f64>) -> f64 {
+    let (n, seconds) = rates.fold((0.0, 0.0), |(n, s), r| (n + 1.0, s + 1.0 / r));
+    n / seconds
+}
+
+impl Paired {
+    /// Long ÷ short, everything running (`paused`: the command path alone), pooled over
+    /// the rounds.
+    pub fn ratio(&self, paused: bool) -> f64 {
+        let rounds = if paused { &self.paused } else { &self.full };
+        pooled(rounds.iter().map(|(_, l)| l.per_second))
+            / pooled(rounds.iter().map(|(s, _)| s.per_second))
+    }
+
+    /// Each round's long ÷ short, lowest and highest.
+    pub fn ratio_range(&self, paused: bool) -> (f64, f64) {
+        let rounds = if paused { &self.paused } else { &self.full };
+        rounds
+            .iter()
+            .map(|(s, l)| l.per_second / s.per_second)
+            .fold((f64::INFINITY, 0.0), |(lo, hi), r| (lo.min(r), hi.max(r)))
+    }
+}
+
 /// The answer to a raw command: status and body.
 async fn send(session: &Session, id: &str, route: &str, body: &Value) -> (u16, Value) {
     let request = session
@@ -246,6 +289,57 @@ impl<'a> Scale<'a> {
         }
         self.drain().await;
         windows
+    }
+
+    /// [`Paired`]: `rounds` rounds of `window` sequential commands on a fresh aggregate of
+    /// `short` events (`{prefix}-{round}`) and on `long_id` (at `long_version`), everything
+    /// running; then as many with the partition paused.
+    pub async fn paired(
+        &self,
+        prefix: &str,
+        short: u64,
+        long_id: &str,
+        long_version: u64,
+        rounds: usize,
+        window: usize,
+    ) -> Paired {
+        let mut long_version = long_version;
+        let long_events = long_version;
+        let mut full = Vec::with_capacity(rounds);
+        let mut paused = Vec::with_capacity(rounds);
+        for stream_paused in [false, true] {
+            for round in 0..rounds {
+                let id = format!("{prefix}-{}-{round}", if stream_paused { "p" } else { "f" });
+                self.board(&id).await;
+                self.fill(&id, 2, short).await;
+                self.settle().await;
+                if stream_paused {
+                    self.pause().await;
+                }
+                let (short_rate, long_rate) = if round % 2 == 0 {
+                    let s = self.window(&id, window).await;
+                    (s, self.window(long_id, window).await)
+                } else {
+                    let l = self.window(long_id, window).await;
+                    (self.window(&id, window).await, l)
+                };
+                long_version += window as u64;
+                if stream_paused {
+                    self.resume_stream().await;
+                    paused.push((short_rate, long_rate));
+                } else {
+                    full.push((short_rate, long_rate));
+                }
+            }
+        }
+        self.drain().await;
+        Paired {
+            short_events: short,
+            long_events,
+            full,
+            paused,
+            long_version,
+        }
     }
 
     /// `clients` clients on one fresh aggregate until `successes` commands succeeded. With
