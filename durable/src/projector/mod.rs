@@ -551,7 +551,7 @@ impl Projector {
             }
             let page: Page = rmp_serde::from_slice(&crate::call::body_bytes(response).await?)
                 .map_err(|e| ApiError::internal(format!("a stream page: {e}")))?;
-            let changes = self.with_store(|s| {
+            let store::Applied { changes, moved } = self.with_store(|s| {
                 s.apply_page(
                     projection,
                     generation,
@@ -576,10 +576,6 @@ impl Projector {
             }
             // A filtered page may hold no event and still move the checkpoint on (to
             // `next_after`); a page that moved nothing ends the loop.
-            let moved = self.with_store(|s| {
-                s.checkpoint(generation, partition)
-                    .map_err(ApiError::internal)
-            })? > after;
             if page.next_after.is_none() || !moved {
                 return Ok(());
             }

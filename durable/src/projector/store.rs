@@ -131,6 +131,15 @@ pub struct Document {
     pub body: Value,
 }
 
+/// What [`ProjectorStore::apply_page`] did.
+pub struct Applied {
+    /// The documents changed: (offset of the last event folded into each, the change, its
+    /// revision), in offset order, for live sockets and the vector index.
+    pub changes: Vec<(u64, DocChange, u64)>,
+    /// Whether the checkpoint moved (a filtered page may move it with no event in it).
+    pub moved: bool,
+}
+
 /// A page read from a partition, as [`ProjectorStore::apply_page`] takes it.
 pub struct ReadPage<'a> {
     /// The events the read returned, in offset order.
@@ -336,7 +345,7 @@ impl ProjectorStore {
     /// Once every event is applied the checkpoint moves to the page's
     /// [`ReadPage::scanned_through`], past the events a filtered read
     /// ([`Projection::aggregate_type`]) left out.
-    /// Returns the document changes with their offsets (for live sockets and the mirror).
+    /// Returns what changed ([`Applied`]).
     pub fn apply_page(
         &mut self,
         projection: &dyn Projection,
@@ -344,7 +353,7 @@ impl ProjectorStore {
         partition: u32,
         page: ReadPage<'_>,
         max_document_bytes: usize,
-    ) -> Result<Vec<(u64, DocChange, u64)>, SqlError> {
+    ) -> Result<Applied, SqlError> {
         let ReadPage {
             events,
             scanned_through,
@@ -408,7 +417,10 @@ impl ProjectorStore {
                 vec![int(generation), int(u64::from(partition)), int(applied_through), int(head)],
             )
             .map_err(err)?;
-        Ok(changes)
+        Ok(Applied {
+            changes,
+            moved: applied_through > checkpoint,
+        })
     }
 
     /// The page folded event by event up to the first event that cannot be folded (which
