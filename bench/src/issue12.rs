@@ -628,7 +628,7 @@ pub fn report(
                 if paused {
                     "… paired, with the partition paused"
                 } else {
-                    "the same, paired: in each of {n} rounds a fresh log of the short length and the long log, a window each, back to back"
+                    "the same, paired: in each of {n} rounds a window on a fresh log of the short length and one on the long log, one right after the other (each from a drained stream)"
                 }
                 .replace("{n}", &rounds.len().to_string()),
                 scale::pooled(rounds.iter().map(|(_, l)| l.per_second)),
@@ -831,7 +831,7 @@ pub fn report(
     }
     let _ = writeln!(
         w,
-        "\nThe paired windows (a fresh log of {} events, then the long log of {} and up; the order alternates by round):\n",
+        "\nThe paired windows (a fresh log of {} events and the long log of {} and up, each window from a drained stream, paused only for its own window; the order alternates by round):\n",
         e.paired.short_events, e.paired.long_events
     );
     let _ = writeln!(

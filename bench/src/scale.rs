@@ -69,8 +69,9 @@ pub struct Window {
 
 /// The paired comparison of a short log with a long one: in each round, a fresh
 /// aggregate filled to the short length, then a window on it and one on the long log,
-/// back to back (the order alternating by round), so that the machine's drift over the
-/// minutes a growth curve takes falls on both sides alike.
+/// one right after the other (the order alternating by round, each window from a drained
+/// stream), so that the machine's drift over the minutes a growth curve takes falls on
+/// both sides alike.
 pub struct Paired {
     /// The short logs' length when their windows started.
     pub short_events: u64,
@@ -312,20 +313,15 @@ impl<'a> Scale<'a> {
                 let id = format!("{prefix}-{}-{round}", if stream_paused { "p" } else { "f" });
                 self.board(&id).await;
                 self.fill(&id, 2, short).await;
-                self.settle().await;
-                if stream_paused {
-                    self.pause().await;
-                }
                 let (short_rate, long_rate) = if round % 2 == 0 {
-                    let s = self.window(&id, window).await;
-                    (s, self.window(long_id, window).await)
+                    let s = self.paired_window(&id, window, stream_paused).await;
+                    (s, self.paired_window(long_id, window, stream_paused).await)
                 } else {
-                    let l = self.window(long_id, window).await;
-                    (self.window(&id, window).await, l)
+                    let l = self.paired_window(long_id, window, stream_paused).await;
+                    (self.paired_window(&id, window, stream_paused).await, l)
                 };
                 long_version += window as u64;
                 if stream_paused {
-                    self.resume_stream().await;
                     paused.push((short_rate, long_rate));
                 } else {
                     full.push((short_rate, long_rate));
@@ -340,6 +336,22 @@ impl<'a> Scale<'a> {
             paused,
             long_version,
         }
+    }
+
+    /// One window of [`Scale::paired`], from the same start for either side: the stream
+    /// drained and the machine quiet ([`Scale::settle`]), so no window runs beside the
+    /// pipeline of the one before it; with `stream_paused`, the partition is paused for
+    /// the window only, so neither side's refused forwards are retried during the other's.
+    async fn paired_window(&self, id: &str, window: usize, stream_paused: bool) -> Rate {
+        self.settle().await;
+        if stream_paused {
+            self.pause().await;
+        }
+        let rate = self.window(id, window).await;
+        if stream_paused {
+            self.resume_stream().await;
+        }
+        rate
     }
 
     /// `clients` clients on one fresh aggregate until `successes` commands succeeded. With
