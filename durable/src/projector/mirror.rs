@@ -84,7 +84,8 @@ fn target(projector: &Projector) -> Option<(String, String)> {
     Some((url, key))
 }
 
-/// The mirror's state for `/v1/projections`: `null` when Convex is not configured.
+/// The mirror's state for `/v1/projections`: `null` when Convex is not configured or
+/// the projection is not mirrored (`Projection::mirrored`).
 pub fn status(projector: &Projector) -> ApiResult<Value> {
     let Some((url, _)) = target(projector) else {
         return Ok(Value::Null);
@@ -215,58 +216,33 @@ async fn mirror_partition(
         }
         let page: Page = rmp_serde::from_slice(&crate::call::body_bytes(response).await?)
             .map_err(|e| ApiError::internal(format!("a stream page: {e}")))?;
-        let mut touched: BTreeMap<String, u64> = BTreeMap::new();
-        let mut through = cursor;
-        let mut whole = true;
-        for event in &page.events {
+        let events = page.events.iter().map(|event| {
             let offset = event.position.map_or(0, |p| p.offset);
-            if offset > checkpoint {
-                break;
-            }
-            if touched.len() >= MAX_DOCUMENTS {
-                whole = false;
-                break;
-            }
-            for doc_id in projection.document_ids(event) {
-                touched.insert(doc_id, offset);
-            }
-            through = offset;
-        }
-        if whole {
-            // Every event of the page up to the checkpoint is in the batch, so it also
-            // covers what the partition looked at and left out (a filtered read), up to
-            // what the projector has applied.
-            through = through.max(page.next_after.unwrap_or(page.head).min(checkpoint));
-        }
+            (offset, projection.document_ids(event))
+        });
+        let scanned_through = page.next_after.unwrap_or(page.head);
+        let (touches, through) = covered(events, cursor, checkpoint, scanned_through);
         if through == cursor {
             return Ok(None); // nothing readable yet
         }
-        let mut changes: Vec<(u64, String, Value)> = projector.with_store(|s| {
-            let mut changes = Vec::new();
-            for (doc_id, offset) in &touched {
-                let body = s
-                    .document(generation, doc_id)
-                    .map_err(ApiError::internal)?
-                    .map_or(Value::Null, |d| d.body);
-                changes.push((*offset, doc_id.clone(), body));
+        let bodies: BTreeMap<&str, Value> = projector.with_store(|s| {
+            let mut bodies = BTreeMap::new();
+            for doc_id in touches.iter().flat_map(|(_, docs)| docs) {
+                if !bodies.contains_key(doc_id.as_str()) {
+                    let body = s
+                        .document(generation, doc_id)
+                        .map_err(ApiError::internal)?
+                        .map_or(Value::Null, |d| d.body);
+                    bodies.insert(doc_id.as_str(), body);
+                }
             }
-            Ok(changes)
+            Ok(bodies)
         })?;
-        changes.sort_by_key(|(offset, _, _)| *offset);
-        let mut bytes = 0;
-        let mut cut = changes.len();
-        for (i, (_, _, body)) in changes.iter().enumerate() {
-            bytes += body.to_string().len();
-            if bytes > MAX_BYTES && i > 0 {
-                cut = i;
-                break;
-            }
-        }
-        if cut < changes.len() {
-            // Stop before the document that passed the byte budget; go on from there.
-            through = changes[cut].0 - 1;
-            changes.truncate(cut);
-        }
+        let (through, changes) = plan(&touches, through, |doc_id| bodies[doc_id].to_string().len());
+        let changes: Vec<(u64, &str, &Value)> = changes
+            .into_iter()
+            .map(|(offset, doc_id)| (offset, doc_id, &bodies[doc_id]))
+            .collect();
         let args = json!({
             "projection": projection.name(),
             "version": version,
@@ -312,6 +288,78 @@ async fn mirror_partition(
     Ok(Some(now_ms()))
 }
 
+/// The events of a page that the next batch covers, as (offset, documents touched), and
+/// the offset through which the batch covers the partition.
+///
+/// The events are those up to the projector's `checkpoint` (the documents read reflect
+/// no more), while they touch at most [`MAX_DOCUMENTS`] documents. When the page is taken
+/// whole, the batch also covers what the partition looked at past its last event
+/// (`scanned_through`: the page's `next_after`, or the head; a filtered read's cursor moves
+/// past the events it left out), up to the checkpoint. `through == cursor`: nothing to send.
+fn covered(
+    events: impl Iterator<Item = (u64, Vec<String>)>,
+    cursor: u64,
+    checkpoint: u64,
+    scanned_through: u64,
+) -> (Vec<(u64, Vec<String>)>, u64) {
+    let mut touches = Vec::new();
+    let mut documents = std::collections::BTreeSet::new();
+    let mut through = cursor;
+    let mut whole = true;
+    for (offset, docs) in events {
+        if offset > checkpoint {
+            break;
+        }
+        if documents.len() >= MAX_DOCUMENTS {
+            whole = false;
+            break;
+        }
+        documents.extend(docs.iter().cloned());
+        touches.push((offset, docs));
+        through = offset;
+    }
+    if whole {
+        through = through.max(scanned_through.min(checkpoint));
+    }
+    (touches, through)
+}
+
+/// The batch for `touches` (from [`covered`], in offset order): each document touched with
+/// the offset of its last touch, in offset order, and the batch's `through`.
+///
+/// Documents join in the order of the events that touch them, until the one whose body
+/// (`size` bytes) would take the batch past [`MAX_BYTES`] (the first always joins). The
+/// batch then stops before that event: `through` is the offset before it, so no document
+/// touched up to `through` is left out and no change lies beyond it (Convex refuses a batch
+/// whose `through` is below a change's offset). The rest goes in the next batch.
+fn plan(
+    touches: &[(u64, Vec<String>)],
+    through: u64,
+    size: impl Fn(&str) -> usize,
+) -> (u64, Vec<(u64, &str)>) {
+    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut bytes = 0;
+    let mut through = through;
+    for (offset, docs) in touches {
+        let new: usize = docs
+            .iter()
+            .filter(|d| !last.contains_key(d.as_str()))
+            .map(|d| size(d))
+            .sum();
+        if bytes + new > MAX_BYTES && !last.is_empty() {
+            through = offset - 1;
+            break;
+        }
+        bytes += new;
+        for doc_id in docs {
+            last.insert(doc_id, *offset);
+        }
+    }
+    let mut changes: Vec<(u64, &str)> = last.into_iter().map(|(d, o)| (o, d)).collect();
+    changes.sort();
+    (through, changes)
+}
+
 /// An offset in a Convex answer: Convex numbers are floats in JSON (`4.0`).
 fn offset_of(value: &Value) -> Option<u64> {
     value.as_u64().or_else(|| {
@@ -354,4 +402,54 @@ async fn call_function(
     }
     serde_json::from_str(&text)
         .map_err(|e| ApiError::internal(format!("Convex's answer: {e}: {text}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn a_whole_page_covers_what_the_partition_looked_at_up_to_the_checkpoint() {
+        let events = vec![(12, docs(&["a"])), (15, docs(&["b"]))];
+        // A filtered page whose cursor moved to 40: covered through 40, or the checkpoint.
+        assert_eq!(covered(events.clone().into_iter(), 10, 100, 40).1, 40);
+        assert_eq!(covered(events.clone().into_iter(), 10, 30, 40).1, 30);
+        // Events past the checkpoint are left for later, and the rest is still covered.
+        let (touches, through) = covered(events.clone().into_iter(), 10, 13, 40);
+        assert_eq!((touches.len(), through), (1, 13));
+        // An empty filtered page moves the batch on all the same.
+        assert_eq!(covered(std::iter::empty(), 10, 20_000, 10_010).1, 10_010);
+        // Nothing new: nothing to send.
+        assert_eq!(covered(std::iter::empty(), 10, 10, 10).1, 10);
+    }
+
+    #[test]
+    fn a_page_cut_at_the_document_limit_covers_only_the_events_taken() {
+        let events = (1..=MAX_DOCUMENTS as u64 + 5).map(|o| (o, vec![format!("d{o}")]));
+        let (touches, through) = covered(events, 0, u64::MAX, 10_000);
+        assert_eq!(touches.len(), MAX_DOCUMENTS);
+        assert_eq!(through, MAX_DOCUMENTS as u64);
+    }
+
+    #[test]
+    fn the_byte_budget_stops_before_an_event_and_leaves_out_nothing_it_covers() {
+        // `a` is touched early and late, `b` and `c` share offset 7; every body is a
+        // third of the budget and more, so `c` does not fit.
+        let touches = vec![(5, docs(&["a"])), (7, docs(&["b", "c"])), (9, docs(&["a"]))];
+        let third = MAX_BYTES / 3 + 1;
+        let (through, changes) = plan(&touches, 9, |_| third);
+        assert_eq!(through, 6);
+        assert_eq!(changes, [(5, "a")]);
+        // With room for all, every document goes with its last touch.
+        let (through, changes) = plan(&touches, 20, |_| 10);
+        assert_eq!(through, 20);
+        assert_eq!(changes, [(7, "b"), (7, "c"), (9, "a")]);
+        // A first document over the budget alone still goes (it must, to move on).
+        let (through, changes) = plan(&touches, 9, |_| MAX_BYTES + 1);
+        assert_eq!((through, changes), (6, vec![(5, "a")]));
+    }
 }
