@@ -293,8 +293,9 @@ impl<'a> Scale<'a> {
     }
 
     /// [`Paired`]: `rounds` rounds of `window` sequential commands on a fresh aggregate of
-    /// `short` events (`{prefix}-{round}`) and on `long_id` (at `long_version`), everything
-    /// running; then as many with the partition paused.
+    /// `short` events (`{prefix}-f-{round}`) and on `long_id` (at `long_version`), everything
+    /// running; then as many with the partition paused (`{prefix}-p-{round}`). `rounds`
+    /// should be even: the side that goes first alternates.
     pub async fn paired(
         &self,
         prefix: &str,
