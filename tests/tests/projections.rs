@@ -55,6 +55,15 @@ async fn await_caught_up(c: &Client, name: &str) -> Value {
     }
 }
 
+/// `AddCard` with a 150-character title: a dozen of them take a board's summary past a
+/// `PROJECTION_MAX_DOCUMENT_BYTES` of 2,000.
+fn long_card(card_id: String) -> Value {
+    cmd(
+        "AddCard",
+        json!({"card_id": card_id, "title": "x".repeat(150)}),
+    )
+}
+
 /// Waits (up to 30 s) until the projection's serving generation is faulted, and returns
 /// its status.
 async fn await_faulted(c: &Client, name: &str) -> Value {
@@ -605,15 +614,7 @@ async fn a_faulted_projection_stops_alone_and_resumes_after_a_fix_and_a_rebuild(
     // A board whose summary outgrows 2,000 bytes: board_summary faults on that event.
     let id = c.board_with_cards("fault", 0).await;
     for n in 0..20 {
-        c.ok(
-            "board",
-            &id,
-            cmd(
-                "AddCard",
-                json!({"card_id": format!("f{n}"), "title": "x".repeat(150)}),
-            ),
-        )
-        .await;
+        c.ok("board", &id, long_card(format!("f{n}"))).await;
     }
     let feedback = tests::unique_id("fault-fb");
     let submitted = c
@@ -815,15 +816,7 @@ async fn a_fault_in_the_middle_of_a_filtered_page_keeps_the_checkpoint_before_it
     let c = worker.client();
     let id = c.board_with_cards("midpage", 0).await;
     for n in 0..20 {
-        c.ok(
-            "board",
-            &id,
-            cmd(
-                "AddCard",
-                json!({"card_id": format!("m{n}"), "title": "x".repeat(150)}),
-            ),
-        )
-        .await;
+        c.ok("board", &id, long_card(format!("m{n}"))).await;
         c.ok(
             "feedback",
             &tests::unique_id("midpage-fb"),
