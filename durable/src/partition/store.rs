@@ -250,6 +250,33 @@ fn page_cursor(last: Option<u64>, full: bool, scan_end: u64, head: u64) -> Optio
     (looked_at < head).then_some(looked_at)
 }
 
+/// Whether a chunk's concatenated envelopes are in offset order: `offsets` is the same
+/// pass's `group_concat(stream_offset, ',')` (a SQLite TEXT value), and it must hold
+/// `rows` offsets, each above the one before, the first above `after`. Anything else
+/// (another value, a count that differs, a number that does not parse) is `false`, and
+/// the chunk is then read row by row.
+fn ascending_offsets(offsets: &SqlStorageValue, after: u64, rows: usize) -> bool {
+    let SqlStorageValue::String(offsets) = offsets else {
+        return false;
+    };
+    ascending(offsets, after, rows)
+}
+
+/// [`ascending_offsets`] on the text itself: `rows` comma-separated decimal offsets, each
+/// above the one before, the first above `after`.
+fn ascending(offsets: &str, after: u64, rows: usize) -> bool {
+    let mut previous = after;
+    let mut seen = 0;
+    for offset in offsets.split(',') {
+        match offset.parse::<u64>() {
+            Ok(offset) if offset > previous => previous = offset,
+            _ => return false,
+        }
+        seen += 1;
+    }
+    seen == rows
+}
+
 pub struct PartitionStore {
     sql: SqlStorage,
 }
@@ -461,15 +488,20 @@ impl PartitionStore {
         // the 2 MB that SQLite-backed objects allow a string or BLOB; a chunk with a larger
         // one, or whose payloads would reach the page's budget, is read row by row.
         // `group_concat` keeps a BLOB's bytes (the database is UTF-8, so nothing is
-        // transcoded) and the CAST takes them back as a BLOB. Its order is the offsets'
-        // because it says so (`ORDER BY`, SQLite 3.44+): without it, SQLite documents the
-        // order of the concatenation as arbitrary, whatever the subquery's order.
+        // transcoded) and the CAST takes them back as a BLOB. SQLite documents the order
+        // of a concatenation as arbitrary unless it has its own `ORDER BY`, whatever the
+        // subquery's order; but that `ORDER BY` runs every chunk through a sorter, which
+        // doubled the chunk's time (rusqlite, 250,000 rows of 330 bytes: 0.20–0.34 s
+        // against 0.10 s). So the order is checked instead of imposed: the same pass
+        // concatenates the offsets, one aggregate step per row for both, and a chunk whose
+        // offsets do not ascend is read row by row ([`ascending_offsets`]).
         let chunk = format!(
             "SELECT count(*), count(envelope), \
                     count(CASE WHEN length(envelope) > {PACKED_ROW_BYTES} THEN 1 END), \
                     max(stream_offset), coalesce(sum(payload_bytes), 0), \
                     CAST(group_concat(CASE WHEN length(envelope) <= {PACKED_ROW_BYTES} \
-                                      THEN envelope END, '' ORDER BY stream_offset) AS BLOB) \
+                                      THEN envelope END, '') AS BLOB), \
+                    group_concat(stream_offset, ',') \
              FROM ({row_query})"
         );
         let mut envelopes = Vec::new();
@@ -496,9 +528,10 @@ impl PartitionStore {
                 chunk_last,
                 payload_bytes,
                 concatenated,
+                offsets,
             ] = summary.as_slice()
             else {
-                return Err(format!("expected 6 columns, got {}", summary.len()));
+                return Err(format!("expected 7 columns, got {}", summary.len()));
             };
             let rows = integer(rows)? as usize;
             if rows == 0 {
@@ -510,7 +543,9 @@ impl PartitionStore {
             let payload_bytes = integer(payload_bytes)? as usize;
             match concatenated {
                 SqlStorageValue::Blob(concatenated)
-                    if integer(large)? == 0 && bytes + payload_bytes < READ_BUDGET_BYTES =>
+                    if integer(large)? == 0
+                        && bytes + payload_bytes < READ_BUDGET_BYTES
+                        && ascending_offsets(offsets, last.unwrap_or(after), rows) =>
                 {
                     envelopes.extend_from_slice(concatenated);
                     count += rows;
@@ -662,5 +697,25 @@ impl PartitionStore {
             },
             None => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ascending;
+
+    #[test]
+    fn a_chunk_is_spliced_only_when_its_offsets_ascend_from_the_cursor() {
+        assert!(ascending("5,6,9", 4, 3));
+        assert!(ascending("1", 0, 1));
+        // Out of order, repeated, at or below the cursor: read row by row.
+        assert!(!ascending("5,9,6", 4, 3));
+        assert!(!ascending("5,5,6", 4, 3));
+        assert!(!ascending("4,5,6", 4, 3));
+        // Not the chunk's row count, or not numbers.
+        assert!(!ascending("5,6", 4, 3));
+        assert!(!ascending("5,6,7,8", 4, 3));
+        assert!(!ascending("", 4, 1));
+        assert!(!ascending("5,x,7", 4, 3));
     }
 }
