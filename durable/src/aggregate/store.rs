@@ -97,7 +97,7 @@ fn append_statement(chunks: usize) -> String {
          FROM {}
          WHERE (SELECT coalesce(max(seq), 0) FROM events) = ?3",
         plain_columns(&EVENT_COLUMNS, &["payload"]),
-        row_values(EVENT_COLUMNS.len() - 1, 1),
+        row_values(EVENT_COLUMNS.len() - 1, 1, 4, chunks),
         chunked_rows(4, chunks)
     )
 }

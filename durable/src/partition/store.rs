@@ -93,7 +93,7 @@ fn insert_statement(chunks: usize) -> String {
     format!(
         "INSERT INTO events ({}, payload, envelope) SELECT {} FROM {}",
         plain_columns(&COLUMNS, &["payload"]),
-        row_values(COLUMNS.len() - 1, 2),
+        row_values(COLUMNS.len() - 1, 2, 1, chunks),
         chunked_rows(1, chunks)
     )
 }
