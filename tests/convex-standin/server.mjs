@@ -35,7 +35,9 @@
 //   POST /_standin/down {"ms":N}         stop listening for N ms (connections refused), then
 //                                        listen again on the same port with the same data
 //   POST /_standin/reset                 forget all data, as a new deployment would
-//   GET  /_standin/calls                 the /api calls so far: {"calls":[{path,kind,status,outcome,errorData?}]}
+//   GET  /_standin/calls                 the /api calls so far: {"calls":[{path,kind,status,outcome,args?,errorData?}]}
+//                                        (args: the call's top-level arguments, an array as its length,
+//                                        an object as its number of keys)
 
 import fs from "node:fs";
 import http from "node:http";
@@ -133,6 +135,20 @@ async function readJson(req) {
     return text === "" ? {} : JSON.parse(text);
 }
 
+/** A call's arguments as `/_standin/calls` records them: top-level scalars as they are, an
+ * array as its length, an object as its number of keys (bodies are not kept). */
+function argsSummary(args) {
+    if (args === null || typeof args !== "object" || Array.isArray(args)) return undefined;
+    const summary = {};
+    for (const [key, value] of Object.entries(args)) {
+        if (Array.isArray(value)) summary[key] = value.length;
+        else if (value !== null && typeof value === "object") summary[key] = Object.keys(value).length;
+        else if (typeof value === "bigint") summary[key] = Number(value);
+        else summary[key] = value;
+    }
+    return summary;
+}
+
 /** "mirror:applyBatch", "mirror.js:applyBatch", "dir/mod:fn", "mod" (its default export). */
 function parseFunctionPath(udfPath) {
     if (typeof udfPath !== "string" || udfPath === "") return null;
@@ -191,6 +207,7 @@ async function callFunction(req, endpoint, runPath, record) {
     } catch (error) {
         return { status: 400, body: { code: "BadRequest", message: error.message } };
     }
+    record.args = argsSummary(args);
 
     const authorization = req.headers.authorization ?? "";
     const adminKey = authorization.startsWith("Convex ") ? authorization.slice("Convex ".length) : null;

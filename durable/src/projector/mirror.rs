@@ -12,6 +12,8 @@
 //! queue, and a Convex deployment that lost data (or a new one) is healed by resending
 //! from its cursor. One request is in flight per partition (the alarm runs them in
 //! turn); batches are bounded in documents and bytes; network errors and 5xx back off.
+//! A stretch with no change for Convex moves its cursor at most once a second
+//! ([`Unsent`]).
 
 use std::collections::BTreeMap;
 
@@ -41,6 +43,36 @@ const MAX_ROUNDS: usize = 20;
 /// (ms). A deployment that lost data (restored, recreated) is noticed this way even when no
 /// new event would make it refuse a batch.
 const VERIFY_EVERY_MS: i64 = 5_000;
+
+/// How long at most Convex's cursor stays behind a stretch the mirror has read and found
+/// nothing to send for (ms). A projection of one aggregate type (`board_summary`) finds
+/// such stretches in every run while other types flow; each sent at once was one Convex
+/// function call per projector wake that carried no change, only a cursor.
+const EMPTY_BATCH_EVERY_MS: i64 = 1_000;
+
+/// A stretch past Convex's cursor that holds no change for it: offsets in
+/// `(acked, through]`, read first at `since_ms` (Unix ms). Kept in memory (lost with the
+/// instance, which then reads the stretch again) and trusted only while the stored cursor
+/// is still `acked` and the serving generation still `generation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unsent {
+    pub generation: u64,
+    pub acked: u64,
+    pub through: u64,
+    pub since_ms: i64,
+}
+
+impl Unsent {
+    /// Whether it still continues Convex's cursor `acked` in `generation`.
+    fn continues(&self, generation: u64, acked: u64) -> bool {
+        self.generation == generation && self.acked == acked && self.through > acked
+    }
+
+    /// When it is to be sent as an empty batch, if nothing with changes carries it first.
+    fn due_at(&self) -> i64 {
+        self.since_ms + EMPTY_BATCH_EVERY_MS
+    }
+}
 
 /// A stream page as the partition answers it in MessagePack: the events, the cursor to
 /// continue after (absent at the head) and the head.
@@ -141,7 +173,8 @@ pub async fn run(projector: &Projector) -> Option<i64> {
 }
 
 /// Sends one partition's missing changes. Returns when to come back: to check an idle
-/// partition against Convex's cursor, or to send what did not fit in this run.
+/// partition against Convex's cursor, to send what did not fit in this run, or to move
+/// Convex's cursor past a stretch with nothing for it ([`Unsent`]).
 async fn mirror_partition(
     projector: &Projector,
     url: &str,
@@ -165,7 +198,29 @@ async fn mirror_partition(
                     .map_err(ApiError::internal)?,
             ))
         })?;
-        if cursor >= checkpoint {
+        let unsent = projector
+            .mirror_unsent(partition)
+            .filter(|u| u.continues(generation, cursor));
+        let target = Target {
+            url,
+            key,
+            projection: projection.name(),
+            version,
+            partition,
+            after: cursor,
+        };
+        if let Some(unsent) = unsent.filter(|u| now_ms() >= u.due_at()) {
+            // Convex's cursor moves past the stretch, with no change to carry.
+            send_batch(projector, &target, unsent.through, &[]).await?;
+            continue;
+        }
+        // Where reading resumes: past what is known to hold nothing for Convex.
+        let from = unsent.map_or(cursor, |u| u.through);
+        let come_back = unsent.map(|u| u.due_at());
+        if from >= checkpoint {
+            if come_back.is_some() {
+                return Ok(come_back);
+            }
             let now = now_ms();
             let verified = projector.mirror_verified_at(partition);
             if now - verified < VERIFY_EVERY_MS {
@@ -198,7 +253,7 @@ async fn mirror_partition(
         let call = Call {
             caller: None,
             op: PartitionOp::Read {
-                after: cursor,
+                after: from,
                 limit: MAX_DOCUMENTS,
                 filter: stream::StreamFilter {
                     aggregate_type: projection.aggregate_type().map(str::to_owned),
@@ -221,9 +276,21 @@ async fn mirror_partition(
             (offset, projection.document_ids(event))
         });
         let scanned_through = page.next_after.unwrap_or(page.head);
-        let (touches, through) = covered(events, cursor, checkpoint, scanned_through);
-        if through == cursor {
-            return Ok(None); // nothing readable yet
+        let (touches, through) = covered(events, from, checkpoint, scanned_through);
+        if through == from {
+            return Ok(come_back); // nothing readable yet
+        }
+        if touches.iter().all(|(_, docs)| docs.is_empty()) {
+            projector.set_mirror_unsent(
+                partition,
+                Some(Unsent {
+                    generation,
+                    acked: cursor,
+                    through,
+                    since_ms: unsent.map_or_else(now_ms, |u| u.since_ms),
+                }),
+            );
+            continue;
         }
         let bodies: BTreeMap<&str, Value> = projector.with_store(|s| {
             let mut bodies = BTreeMap::new();
@@ -243,49 +310,76 @@ async fn mirror_partition(
             .into_iter()
             .map(|(offset, doc_id)| (offset, doc_id, &bodies[doc_id]))
             .collect();
-        let args = json!({
-            "projection": projection.name(),
-            "version": version,
-            "partition": partition,
-            "after": cursor,
-            "through": through,
-            "changes": changes
-                .iter()
-                .map(|(offset, doc_id, body)| json!({ "offset": offset, "doc_id": doc_id, "body": body }))
-                .collect::<Vec<_>>(),
-        });
-        match call_function(url, key, "mutation", "mirror:applyBatch", args).await? {
-            Answer::Success { value } => {
-                let held = offset_of(&value["cursor"]).unwrap_or(through);
-                projector.with_store(|s| {
-                    s.mirror_acknowledged(partition, held)
-                        .map_err(ApiError::internal)
-                })?;
-            }
-            Answer::Error {
-                error_message,
-                error_data,
-            } => {
-                let data = error_data.unwrap_or(Value::Null);
-                match (data["code"].as_str(), offset_of(&data["expected"])) {
-                    (Some("gap"), Some(expected)) => {
-                        // Convex holds another cursor (it lost data, or an answer was
-                        // lost): continue from where it is.
-                        projector.with_store(|s| {
-                            s.mirror_acknowledged(partition, expected)
-                                .map_err(ApiError::internal)
-                        })?;
-                    }
-                    _ => {
-                        return Err(ApiError::internal(format!(
-                            "Convex refused the batch: {error_message}"
-                        )));
-                    }
+        send_batch(projector, &target, through, &changes).await?;
+    }
+    Ok(Some(now_ms()))
+}
+
+/// Where a batch goes and what it continues: a projection's partition in Convex, from
+/// Convex's cursor `after`.
+struct Target<'a> {
+    url: &'a str,
+    key: &'a str,
+    projection: &'a str,
+    version: u32,
+    partition: u32,
+    after: u64,
+}
+
+/// Sends one batch (`mirror:applyBatch`): the `changes` (offset, document, current body)
+/// in `(target.after, through]`, none for a batch that only moves Convex's cursor. Records
+/// the cursor Convex then holds — `through`, or the cursor a refused gap names — and
+/// forgets the partition's [`Unsent`] stretch. Errors: the network, a 5xx, or a refusal
+/// other than a gap.
+async fn send_batch(
+    projector: &Projector,
+    target: &Target<'_>,
+    through: u64,
+    changes: &[(u64, &str, &Value)],
+) -> ApiResult<()> {
+    let args = json!({
+        "projection": target.projection,
+        "version": target.version,
+        "partition": target.partition,
+        "after": target.after,
+        "through": through,
+        "changes": changes
+            .iter()
+            .map(|(offset, doc_id, body)| json!({ "offset": offset, "doc_id": doc_id, "body": body }))
+            .collect::<Vec<_>>(),
+    });
+    let held = match call_function(
+        target.url,
+        target.key,
+        "mutation",
+        "mirror:applyBatch",
+        args,
+    )
+    .await?
+    {
+        Answer::Success { value } => offset_of(&value["cursor"]).unwrap_or(through),
+        Answer::Error {
+            error_message,
+            error_data,
+        } => {
+            let data = error_data.unwrap_or(Value::Null);
+            match (data["code"].as_str(), offset_of(&data["expected"])) {
+                // Convex holds another cursor (it lost data, or an answer was lost):
+                // continue from where it is.
+                (Some("gap"), Some(expected)) => expected,
+                _ => {
+                    return Err(ApiError::internal(format!(
+                        "Convex refused the batch: {error_message}"
+                    )));
                 }
             }
         }
-    }
-    Ok(Some(now_ms()))
+    };
+    projector.set_mirror_unsent(target.partition, None);
+    projector.with_store(|s| {
+        s.mirror_acknowledged(target.partition, held)
+            .map_err(ApiError::internal)
+    })
 }
 
 /// The events of a page that the next batch covers, as (offset, documents touched), and
@@ -410,6 +504,30 @@ mod tests {
 
     fn docs(names: &[&str]) -> Vec<String> {
         names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn a_stretch_with_nothing_to_send_holds_only_while_convex_holds_its_cursor() {
+        let unsent = Unsent {
+            generation: 2,
+            acked: 100,
+            through: 10_100,
+            since_ms: 5_000,
+        };
+        assert!(unsent.continues(2, 100));
+        // Convex's cursor moved (a batch, a gap, data lost) or a rebuild took over: read
+        // again from the stored cursor.
+        assert!(!unsent.continues(2, 90));
+        assert!(!unsent.continues(2, 10_100));
+        assert!(!unsent.continues(3, 100));
+        assert!(
+            !Unsent {
+                through: 100,
+                ..unsent
+            }
+            .continues(2, 100)
+        );
+        assert_eq!(unsent.due_at(), 5_000 + EMPTY_BATCH_EVERY_MS);
     }
 
     #[test]

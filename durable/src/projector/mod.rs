@@ -63,6 +63,9 @@ pub struct Projector {
     woken: RefCell<Option<std::collections::BTreeSet<u32>>>,
     /// When each partition's mirror cursor was last checked against Convex's (Unix ms).
     mirror_verified: RefCell<std::collections::BTreeMap<u32, i64>>,
+    /// Per partition, a stretch past Convex's cursor read and found to hold nothing for
+    /// it, not yet sent as an empty batch ([`mirror::Unsent`]).
+    mirror_unsent: RefCell<std::collections::BTreeMap<u32, mirror::Unsent>>,
     instance: String,
     /// The sockets' feeds, their attachments read back from memory.
     feeds: sockets::Feeds,
@@ -92,6 +95,7 @@ impl DurableObject for Projector {
             store: RefCell::new(None),
             woken: RefCell::new(None),
             mirror_verified: RefCell::new(std::collections::BTreeMap::new()),
+            mirror_unsent: RefCell::new(std::collections::BTreeMap::new()),
             instance: uuid::Uuid::new_v4().to_string(),
             feeds: sockets::Feeds::default(),
         }
@@ -180,6 +184,20 @@ impl Projector {
 
     pub(crate) fn set_mirror_verified_at(&self, partition: u32, at_ms: i64) {
         self.mirror_verified.borrow_mut().insert(partition, at_ms);
+    }
+
+    pub(crate) fn mirror_unsent(&self, partition: u32) -> Option<mirror::Unsent> {
+        self.mirror_unsent.borrow().get(&partition).copied()
+    }
+
+    /// Records a stretch with nothing for Convex (`None` forgets it: it was sent, or Convex's
+    /// cursor moved).
+    pub(crate) fn set_mirror_unsent(&self, partition: u32, unsent: Option<mirror::Unsent>) {
+        let mut map = self.mirror_unsent.borrow_mut();
+        match unsent {
+            Some(unsent) => map.insert(partition, unsent),
+            None => map.remove(&partition),
+        };
     }
 
     pub(crate) fn with_store<T>(
