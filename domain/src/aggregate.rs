@@ -3,7 +3,7 @@
 //! All business rules live in [`Aggregate::decide`]; [`Aggregate::apply`] only folds an
 //! already-accepted event into the state and never refuses one (an event is a fact).
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use crate::codec::{self, CodecError};
@@ -165,8 +165,20 @@ pub fn decode_event<A: Aggregate>(
     data: Value,
 ) -> Result<A::Event, CodecError> {
     let (_, data) = A::Event::upcast(event_type, schema_version, data)?;
-    serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
-        .map_err(|e| CodecError::new(format!("cannot decode {} event {event_type}: {e}", A::TYPE)))
+    // The adjacently tagged form `{"type": …, "data": …}`, handed to serde as a map whose
+    // tag comes first: serde then decodes `data` straight into the variant. (A
+    // `serde_json` object orders its keys, `data` first, which made serde buffer the
+    // whole payload before it knew the variant.)
+    let tagged = serde::de::value::MapDeserializer::new(
+        [
+            ("type", Value::String(event_type.to_owned())),
+            ("data", data),
+        ]
+        .into_iter(),
+    );
+    A::Event::deserialize(tagged).map_err(|e: serde_json::Error| {
+        CodecError::new(format!("cannot decode {} event {event_type}: {e}", A::TYPE))
+    })
 }
 
 /// Splits a typed event into the name, schema version and `data` that are stored.
